@@ -1,0 +1,653 @@
+#!/usr/bin/env python3
+"""Stand-in for The Things Stack's command line, for the lorawan.tts sandbox.
+
+Installed in the sandbox's stack images as ``ttn-lw-stack`` (Open Source) or
+``tti-lw-stack`` (Enterprise). It reproduces the behaviour an upgrade tool
+depends on (see shared/tts-facts.md): ``version`` output, ``is-db migrate``
+with versioned schema changes tracked in ``bun_migrations`` and the 3.19.2
+gate, Redis schema-version keys for ``ns-db``/``as-db``/``js-db`` (``--force``
+on a Redis that never had them, the 3.24 gate for ``ns-db``), the Enterprise
+``noc-db``/``storage-db``/``dcs-db`` commands, and ``start`` serving
+``/healthz`` on 1885 and refusing to run while migrations are pending.
+
+The version comes from the image (``LORAWAN_STACK_VERSION``). Two versions fail
+on purpose: 3.98.0's ``is-db migrate`` applies part of its work and then exits
+non-zero; 3.98.1 migrates and starts, but ``/healthz`` never answers 200.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import urlparse
+
+Version = tuple[int, int, int]
+
+FAILS_MIGRATION = (3, 98, 0)
+NEVER_HEALTHY = (3, 98, 1)
+IS_DB_GATE = (3, 19, 2)
+NS_DB_GATE = (3, 24, 0)
+
+
+def parse_version(text: str) -> Version:
+    major, minor, patch = (int(part) for part in text.strip().split("."))
+    return major, minor, patch
+
+
+def format_version(version: Version) -> str:
+    return ".".join(str(part) for part in version)
+
+
+@dataclass(frozen=True)
+class SqlMigration:
+    name: str
+    version: Version
+    up: tuple[str, ...]
+    down: tuple[str, ...]
+
+
+IS_MIGRATIONS = (
+    SqlMigration(
+        "20210401000000_initial_schema",
+        (3, 10, 0),
+        (
+            "CREATE TABLE users (id serial PRIMARY KEY, user_id text UNIQUE NOT NULL, "
+            "name text, primary_email_address text NOT NULL, password text NOT NULL, "
+            "admin boolean NOT NULL DEFAULT false, created_at timestamptz NOT NULL)",
+            "CREATE TABLE organizations (id serial PRIMARY KEY, organization_id text UNIQUE NOT NULL, "
+            "name text, created_at timestamptz NOT NULL)",
+            "CREATE TABLE applications (id serial PRIMARY KEY, application_id text UNIQUE NOT NULL, "
+            "name text, owner_user_id integer REFERENCES users(id), created_at timestamptz NOT NULL)",
+            "CREATE TABLE end_devices (id serial PRIMARY KEY, application_id integer NOT NULL "
+            "REFERENCES applications(id), device_id text NOT NULL, dev_eui bytea, join_eui bytea, "
+            "frequency_plan_id text, picture text, created_at timestamptz NOT NULL, "
+            "UNIQUE (application_id, device_id))",
+            "CREATE TABLE gateways (id serial PRIMARY KEY, gateway_id text UNIQUE NOT NULL, "
+            "gateway_eui bytea, frequency_plan_id text, created_at timestamptz NOT NULL)",
+            "CREATE TABLE api_keys (id serial PRIMARY KEY, api_key_id text UNIQUE NOT NULL, "
+            "key text NOT NULL, rights text[] NOT NULL, entity_type text NOT NULL, entity_id integer NOT NULL)",
+        ),
+        (
+            "DROP TABLE api_keys",
+            "DROP TABLE gateways",
+            "DROP TABLE end_devices",
+            "DROP TABLE applications",
+            "DROP TABLE organizations",
+            "DROP TABLE users",
+        ),
+    ),
+    SqlMigration(
+        "20220113000000_end_device_locations",
+        (3, 18, 0),
+        (
+            "CREATE TABLE end_device_locations (id serial PRIMARY KEY, end_device_id integer NOT NULL "
+            "REFERENCES end_devices(id), service text, latitude double precision, longitude double precision)",
+        ),
+        ("DROP TABLE end_device_locations",),
+    ),
+    SqlMigration(
+        "20220221000000_end_devices_dev_eui_index",
+        (3, 18, 2),
+        ("CREATE INDEX end_devices_dev_eui_index ON end_devices (dev_eui)",),
+        ("DROP INDEX end_devices_dev_eui_index",),
+    ),
+    SqlMigration(
+        "20220405000000_gateway_antennas",
+        (3, 19, 0),
+        (
+            "CREATE TABLE gateway_antennas (id serial PRIMARY KEY, gateway_id integer NOT NULL "
+            "REFERENCES gateways(id), gain double precision, placement integer)",
+        ),
+        ("DROP TABLE gateway_antennas",),
+    ),
+    SqlMigration(
+        "20220520000000_prepare_bun_migrations",
+        IS_DB_GATE,
+        ("CREATE INDEX users_primary_email_address_index ON users (primary_email_address)",),
+        ("DROP INDEX users_primary_email_address_index",),
+    ),
+    SqlMigration(
+        "20220610000000_user_sessions",
+        (3, 20, 0),
+        (
+            "CREATE TABLE user_sessions (id serial PRIMARY KEY, user_id integer NOT NULL REFERENCES users(id), "
+            "session_secret text, expires_at timestamptz)",
+        ),
+        ("DROP TABLE user_sessions",),
+    ),
+    SqlMigration(
+        "20220801000000_notifications",
+        (3, 21, 0),
+        ("CREATE TABLE notifications (id serial PRIMARY KEY, entity_type text, entity_id text, body jsonb)",),
+        ("DROP TABLE notifications",),
+    ),
+    SqlMigration(
+        "20221201000000_end_devices_activated_at",
+        (3, 23, 0),
+        ("CREATE TABLE end_device_activations (end_device_id integer PRIMARY KEY, activated_at timestamptz)",),
+        ("DROP TABLE end_device_activations",),
+    ),
+    SqlMigration(
+        "20230215000000_gateway_status_index",
+        (3, 24, 0),
+        ("CREATE INDEX gateways_gateway_eui_index ON gateways (gateway_eui)",),
+        ("DROP INDEX gateways_gateway_eui_index",),
+    ),
+    SqlMigration(
+        "20230401000000_notification_receivers",
+        (3, 25, 0),
+        ("CREATE TABLE notification_receivers (notification_id integer, receiver_user_id integer)",),
+        ("DROP TABLE notification_receivers",),
+    ),
+    SqlMigration(
+        "20230601000000_email_validations",
+        (3, 26, 0),
+        ("CREATE TABLE email_validations (id serial PRIMARY KEY, address text, token text)",),
+        ("DROP TABLE email_validations",),
+    ),
+    SqlMigration(
+        "20240301000000_end_device_claims",
+        (3, 31, 0),
+        ("CREATE TABLE end_device_claims (id serial PRIMARY KEY, dev_eui bytea, claimed_at timestamptz)",),
+        ("DROP TABLE end_device_claims",),
+    ),
+    SqlMigration(
+        "20240701000000_api_key_expiry",
+        (3, 32, 0),
+        ("CREATE TABLE api_key_expiries (api_key_id integer PRIMARY KEY, expires_at timestamptz)",),
+        ("DROP TABLE api_key_expiries",),
+    ),
+    SqlMigration(
+        "20240905000000_end_devices_created_at_index",
+        (3, 32, 2),
+        ("CREATE INDEX end_devices_created_at_index ON end_devices (created_at)",),
+        ("DROP INDEX end_devices_created_at_index",),
+    ),
+    SqlMigration(
+        "20260101000000_gateway_regions",
+        (3, 98, 0),
+        ("CREATE TABLE gateway_regions (gateway_id integer PRIMARY KEY, region text)",),
+        ("DROP TABLE gateway_regions",),
+    ),
+    SqlMigration(
+        "20260102000000_backfill_gateway_regions",
+        (3, 98, 0),
+        ("INSERT INTO gateway_regions (gateway_id, region) SELECT id, frequency_plan_id FROM gateways",),
+        ("DELETE FROM gateway_regions",),
+    ),
+)
+
+# 3.98.0 ships a broken backfill: it references a column that does not exist.
+BROKEN_IN_3_98_0 = {
+    "20260102000000_backfill_gateway_regions": (
+        "INSERT INTO gateway_regions (gateway_id, region) SELECT id, band_id FROM gateways",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RedisComponent:
+    """A Redis-backed component with a schema-version key and its schema history."""
+
+    command: str
+    key: str
+    history: tuple[tuple[Version, int], ...]
+    gate: Version | None = None
+    enterprise_only: bool = False
+    removed_in: Version | None = None
+
+    def required(self, version: Version) -> int:
+        required = 0
+        for introduced, schema in self.history:
+            if introduced <= version:
+                required = schema
+        return required
+
+    def available(self, version: Version, enterprise: bool) -> bool:
+        if self.enterprise_only and not enterprise:
+            return False
+        return self.removed_in is None or version < self.removed_in
+
+
+REDIS_COMPONENTS = (
+    RedisComponent(
+        "ns-db",
+        "ttn:v3:ns:devices:schema-version",
+        (((3, 10, 0), 1), ((3, 18, 0), 2), (NS_DB_GATE, 3), ((3, 25, 0), 4), ((3, 31, 0), 5)),
+        gate=NS_DB_GATE,
+    ),
+    RedisComponent("as-db", "ttn:v3:as:devices:schema-version", (((3, 10, 0), 1), ((3, 26, 0), 2))),
+    RedisComponent("js-db", "ttn:v3:js:devices:schema-version", (((3, 10, 0), 1), ((3, 18, 0), 2))),
+    RedisComponent(
+        "dcs-db",
+        "ttn:v3:dcs:schema-version",
+        (((3, 10, 0), 1), ((3, 20, 0), 2)),
+        enterprise_only=True,
+        removed_in=(3, 26, 0),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class EnterpriseSqlComponent:
+    """An Enterprise Postgres store with its own migration table."""
+
+    command: str
+    table: str
+    uri_keys: tuple[tuple[str, ...], ...]
+    history: tuple[tuple[Version, str], ...]
+
+    def pending(self, version: Version, applied: set[str]) -> list[str]:
+        return [name for introduced, name in self.history if introduced <= version and name not in applied]
+
+
+ENTERPRISE_SQL_COMPONENTS = (
+    EnterpriseSqlComponent(
+        "noc-db",
+        "noc_migrations",
+        (("noc", "store", "database-uri"), ("is", "database-uri")),
+        (
+            ((3, 23, 0), "noc_gateway_metrics"),
+            ((3, 24, 0), "noc_application_metrics"),
+            ((3, 26, 0), "noc_end_device_metrics"),
+            ((3, 31, 0), "noc_alerts"),
+            ((3, 32, 0), "noc_alert_receivers"),
+        ),
+    ),
+    EnterpriseSqlComponent(
+        "storage-db",
+        "storage_migrations",
+        (("as", "packages", "storage", "postgres", "database-uri"), ("is", "database-uri")),
+        (
+            ((3, 20, 0), "storage_uplinks"),
+            ((3, 21, 0), "storage_uplinks_received_at"),
+            ((3, 26, 0), "storage_uplinks_partitions"),
+        ),
+    ),
+)
+
+
+class CommandError(Exception):
+    """A failure that ends the command with exit code 1 and this message."""
+
+
+@dataclass
+class Settings:
+    binary: str
+    version: Version
+    config: dict
+
+    @property
+    def enterprise(self) -> bool:
+        return self.binary == "tti-lw-stack"
+
+    def get(self, *path: str, default: str | None = None) -> str | None:
+        env_name = "TTN_LW_" + "_".join(part.replace("-", "_") for part in path).upper()
+        if os.environ.get(env_name):
+            return os.environ[env_name]
+        node = self.config
+        for part in path:
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return str(node)
+
+    def first(self, paths: tuple[tuple[str, ...], ...]) -> str | None:
+        for path in paths:
+            value = self.get(*path)
+            if value:
+                return value
+        return None
+
+
+def log(level: str, message: str, **fields: object) -> None:
+    extra = "".join(f" {key}={value}" for key, value in fields.items())
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\t{level}\t{message}{extra}", flush=True)
+
+
+# --- connections --------------------------------------------------------------------------------
+
+
+def postgres(uri: str):
+    import psycopg2
+
+    try:
+        return psycopg2.connect(uri, connect_timeout=5)
+    except psycopg2.OperationalError as error:
+        # TTS does not retry: whoever runs migrations must wait for Postgres first.
+        raise CommandError(f"failed to connect to database: {str(error).strip()}") from error
+
+
+def redis_client(settings: Settings):
+    import redis
+
+    address = settings.get("redis", "address", default="localhost:6379")
+    host, _, port = address.rpartition(":")
+    client = redis.Redis(
+        host=host or "localhost",
+        port=int(port),
+        password=settings.get("redis", "password") or None,
+        db=int(settings.get("redis", "database", default="0")),
+        socket_connect_timeout=5,
+    )
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise CommandError(f"failed to connect to Redis at {address}: {error}") from error
+    return client
+
+
+def identity_database_uri(settings: Settings) -> str:
+    uri = settings.get("is", "database-uri")
+    if not uri:
+        raise CommandError("no Identity Server database URI configured (is.database-uri)")
+    return uri
+
+
+# --- is-db --------------------------------------------------------------------------------------
+
+
+BUN_MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS bun_migrations (id bigserial PRIMARY KEY, name varchar NOT NULL, "
+    "group_id bigint NOT NULL, migrated_at timestamptz NOT NULL DEFAULT current_timestamp)"
+)
+
+
+def is_migrations_for(version: Version) -> list[SqlMigration]:
+    return [migration for migration in IS_MIGRATIONS if migration.version <= version]
+
+
+def applied_is_migrations(cursor) -> list[tuple[str, int]]:
+    cursor.execute(BUN_MIGRATIONS)
+    cursor.execute("SELECT name, group_id FROM bun_migrations ORDER BY id")
+    return list(cursor.fetchall())
+
+
+def check_is_gate(version: Version, applied: set[str]) -> None:
+    gate_migration = next(m.name for m in IS_MIGRATIONS if m.version == IS_DB_GATE)
+    if version >= (3, 20, 0) and applied and gate_migration not in applied:
+        raise CommandError("database needs to be upgraded to v3.19 before upgrading to v3.20")
+
+
+def migration_statements(settings: Settings, migration: SqlMigration) -> tuple[str, ...]:
+    if settings.version == FAILS_MIGRATION and migration.name in BROKEN_IN_3_98_0:
+        return BROKEN_IN_3_98_0[migration.name]
+    return migration.up
+
+
+def is_db_migrate(settings: Settings, args: list[str]) -> None:
+    connection = postgres(identity_database_uri(settings))
+    with connection:
+        with connection.cursor() as cursor:
+            applied_rows = applied_is_migrations(cursor)
+    applied = {name for name, _ in applied_rows}
+    if "--rollback" in args:
+        is_db_rollback(connection, applied_rows)
+        return
+    check_is_gate(settings.version, applied)
+    pending = [m for m in is_migrations_for(settings.version) if m.name not in applied]
+    if not pending:
+        log("INFO", "Database is up to date")
+        return
+    group = max((group for _, group in applied_rows), default=0) + 1
+    import psycopg2
+
+    for migration in pending:
+        log("INFO", "Applying migration", name=migration.name)
+        try:
+            with connection:
+                with connection.cursor() as cursor:
+                    for statement in migration_statements(settings, migration):
+                        cursor.execute(statement)
+                    cursor.execute(
+                        "INSERT INTO bun_migrations (name, group_id) VALUES (%s, %s)", (migration.name, group)
+                    )
+        except psycopg2.Error as error:
+            raise CommandError(f"migration {migration.name} failed: {str(error).strip()}") from error
+    log("INFO", "Migrated database", group=group, migrations=len(pending))
+
+
+def is_db_rollback(connection, applied_rows: list[tuple[str, int]]) -> None:
+    if not applied_rows:
+        log("INFO", "There are no groups to roll back")
+        return
+    last_group = applied_rows[-1][1]
+    by_name = {migration.name: migration for migration in IS_MIGRATIONS}
+    for name in reversed([name for name, group in applied_rows if group == last_group]):
+        with connection:
+            with connection.cursor() as cursor:
+                for statement in by_name[name].down:
+                    cursor.execute(statement)
+                cursor.execute("DELETE FROM bun_migrations WHERE name = %s", (name,))
+        log("INFO", "Rolled back migration", name=name)
+
+
+def is_db_status(settings: Settings) -> None:
+    connection = postgres(identity_database_uri(settings))
+    with connection:
+        with connection.cursor() as cursor:
+            applied = {name for name, _ in applied_is_migrations(cursor)}
+    for migration in is_migrations_for(settings.version):
+        state = "applied" if migration.name in applied else "pending"
+        print(f"{migration.name}\t{state}", flush=True)
+
+
+# --- Redis components ---------------------------------------------------------------------------
+
+
+def redis_migrate(settings: Settings, component: RedisComponent, force: bool) -> None:
+    client = redis_client(settings)
+    stored = client.get(component.key)
+    target = component.required(settings.version)
+    if stored is None:
+        if not force:
+            raise CommandError(
+                f"schema version not found in {component.key}; the database may be empty or too old, "
+                "use --force to migrate anyway"
+            )
+        current = 0
+    else:
+        current = int(stored)
+    if current >= target:
+        log("INFO", "Database schema version is already current", version=current)
+        return
+    if component.gate and settings.version[:2] > component.gate[:2] and 0 < current < component.required(component.gate):
+        raise CommandError(
+            f"migrating {component.command} from versions before v{format_version(component.gate)} is not "
+            f"supported anymore: migrate with v{component.gate[0]}.{component.gate[1]} first"
+        )
+    client.set(component.key, target)
+    log("INFO", "Migrated database schema", **{"from": current, "to": target})
+
+
+# --- Enterprise Postgres components -------------------------------------------------------------
+
+
+def enterprise_sql_migrate(settings: Settings, component: EnterpriseSqlComponent) -> None:
+    uri = settings.first(component.uri_keys)
+    if not uri:
+        raise CommandError(f"no database URI configured for {component.command}")
+    connection = postgres(uri)
+    with connection:
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE TABLE IF NOT EXISTS {component.table} (name text PRIMARY KEY)")
+            cursor.execute(f"SELECT name FROM {component.table}")
+            applied = {row[0] for row in cursor.fetchall()}
+    pending = component.pending(settings.version, applied)
+    if not pending:
+        log("INFO", "Database is up to date")
+        return
+    for name in pending:
+        with connection:
+            with connection.cursor() as cursor:
+                cursor.execute(f"CREATE TABLE IF NOT EXISTS {name} (id bigserial PRIMARY KEY, data jsonb)")
+                cursor.execute(f"INSERT INTO {component.table} (name) VALUES (%s)", (name,))
+        log("INFO", "Applied migration", name=name)
+
+
+# --- start --------------------------------------------------------------------------------------
+
+
+def pending_work(settings: Settings) -> list[str]:
+    """What must be migrated before this version may serve, as TTS checks on start."""
+    pending: list[str] = []
+    connection = postgres(identity_database_uri(settings))
+    with connection:
+        with connection.cursor() as cursor:
+            applied = {name for name, _ in applied_is_migrations(cursor)}
+            needed = [m.name for m in is_migrations_for(settings.version) if m.name not in applied]
+            if needed:
+                pending.append(f"is-db ({len(needed)} migrations)")
+            if settings.enterprise:
+                for component in ENTERPRISE_SQL_COMPONENTS:
+                    cursor.execute(f"CREATE TABLE IF NOT EXISTS {component.table} (name text PRIMARY KEY)")
+                    cursor.execute(f"SELECT name FROM {component.table}")
+                    if component.pending(settings.version, {row[0] for row in cursor.fetchall()}):
+                        pending.append(component.command)
+    client = redis_client(settings)
+    for component in REDIS_COMPONENTS:
+        if not component.available(settings.version, settings.enterprise):
+            continue
+        stored = client.get(component.key)
+        if int(stored or 0) < component.required(settings.version):
+            pending.append(component.command)
+    return pending
+
+
+def serve(settings: Settings) -> None:
+    pending = pending_work(settings)
+    if pending:
+        log("ERROR", "db_needs_migration: the database needs to be migrated", pending=",".join(pending))
+        raise CommandError("db_needs_migration: run the database migrations for this version first")
+    healthy = settings.version != NEVER_HEALTHY
+    version_text = format_version(settings.version)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if urlparse(self.path).path != "/healthz":
+                self.send_error(404)
+                return
+            status, body = (200, b"OK\n") if healthy else (503, b"unavailable\n")
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("X-TTS-Version", version_text)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature of http.server
+            return
+
+    listen = settings.get("http", "listen", default=":1885")
+    host, _, port = listen.rpartition(":")
+    server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)
+    log("INFO", "Started The Things Stack", version=version_text, listen=listen)
+    server.serve_forever()
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def version_text(settings: Settings) -> str:
+    name = "The Things Stack Enterprise" if settings.enterprise else "The Things Stack for LoRaWAN"
+    rows = (
+        ("Version:", format_version(settings.version)),
+        ("Build date:", "2026-01-01T00:00:00Z"),
+        ("Git commit:", "0000000"),
+        ("Go version:", "go1.22.5"),
+        ("OS/Arch:", "linux/amd64"),
+    )
+    return f"{name}: {settings.binary}\n" + "".join("%-20s %s\n" % row for row in rows)
+
+
+def usage(settings: Settings) -> str:
+    commands = ["start", "version", "is-db", "ns-db", "as-db", "js-db"]
+    if settings.enterprise:
+        commands += ["noc-db", "storage-db"]
+        if settings.version < (3, 26, 0):
+            commands.append("dcs-db")
+    return (
+        f"Usage:\n  {settings.binary} [command]\n\nAvailable Commands:\n"
+        + "".join(f"  {command}\n" for command in commands)
+        + f"\nUse \"{settings.binary} [command] --help\" for more information about a command.\n"
+    )
+
+
+def split_global_flags(argv: list[str]) -> tuple[str | None, list[str]]:
+    config_path = None
+    rest: list[str] = []
+    iterator = iter(argv)
+    for arg in iterator:
+        if arg in ("-c", "--config"):
+            config_path = next(iterator, None)
+        elif arg.startswith("--config="):
+            config_path = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return config_path, rest
+
+
+def load_config(path: str | None) -> dict:
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle) or {}
+    except OSError as error:
+        raise CommandError(f"could not read config file {path}: {error.strerror}") from error
+
+
+def dispatch(settings: Settings, args: list[str]) -> None:
+    command = args[0] if args else ""
+    sub = args[1] if len(args) > 1 else ""
+    flags = args[2:]
+    redis_commands = {c.command: c for c in REDIS_COMPONENTS if c.available(settings.version, settings.enterprise)}
+    sql_commands = {c.command: c for c in ENTERPRISE_SQL_COMPONENTS} if settings.enterprise else {}
+    handlers: dict[tuple[str, str], Callable[[], None]] = {
+        ("version", ""): lambda: print(version_text(settings), end="", flush=True),
+        ("start", ""): lambda: serve(settings),
+        ("is-db", "migrate"): lambda: is_db_migrate(settings, flags),
+        ("is-db", "init"): lambda: is_db_migrate(settings, flags),
+    }
+    if settings.version >= (3, 32, 2):
+        handlers[("is-db", "status")] = lambda: is_db_status(settings)
+    for name, component in redis_commands.items():
+        handlers[(name, "migrate")] = lambda c=component: redis_migrate(settings, c, "--force" in flags)
+    for name, component in sql_commands.items():
+        handlers[(name, "migrate")] = lambda c=component: enterprise_sql_migrate(settings, c)
+    key = (command, sub) if command not in ("version", "start") else (command, "")
+    handler = handlers.get(key)
+    if handler is None:
+        # Like TTS (cobra), an unknown command prints the help text and exits 0.
+        print(usage(settings), end="", flush=True)
+        return
+    if command == "is-db" and sub == "init":
+        log("WARN", "is-db init is deprecated, use is-db migrate")
+    handler()
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    binary = os.path.basename(argv[0])
+    if binary not in ("ttn-lw-stack", "tti-lw-stack"):
+        binary = "tti-lw-stack" if os.environ.get("LORAWAN_STACK_EDITION") == "enterprise" else "ttn-lw-stack"
+    try:
+        config_path, args = split_global_flags(argv[1:])
+        settings = Settings(binary, parse_version(os.environ["LORAWAN_STACK_VERSION"]), {})
+        if args[:1] != ["version"]:
+            settings.config = load_config(config_path)
+        dispatch(settings, args)
+    except CommandError as error:
+        log("ERROR", str(error))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,63 @@
+"""Command line of tts-sandbox: every error is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import deployment, host
+from .common import EDITIONS, POSTGRES_MAJORS, REDIS_MAJORS, SandboxError
+from .fingerprint import fingerprint
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SandboxError(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = OneLineParser(prog="tts-sandbox", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    commands.add_parser("setup", help="install and start the engine, Compose, registry and images")
+    deploy = commands.add_parser("deploy", help="lay out, start and seed a deployment in DIR")
+    deploy.add_argument("dir", type=Path)
+    deploy.add_argument("--version", required=True)
+    deploy.add_argument("--edition", choices=sorted(EDITIONS), default="open-source")
+    deploy.add_argument("--redis", choices=REDIS_MAJORS, default="7")
+    deploy.add_argument("--postgres", choices=POSTGRES_MAJORS, default="15")
+    deploy.add_argument("--seed", choices=sorted(deployment.SEED_SIZES), default="small")
+    deploy.add_argument("--ports-offset", type=int, default=None)
+    print_fingerprint = commands.add_parser("fingerprint", help="print checksums of everything a deployment keeps")
+    print_fingerprint.add_argument("dir", type=Path)
+    teardown = commands.add_parser("teardown", help="stop and remove a deployment (or all of them)")
+    target = teardown.add_mutually_exclusive_group(required=True)
+    target.add_argument("dir", type=Path, nargs="?")
+    target.add_argument("--all", action="store_true")
+    return root
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = parser().parse_args(argv)
+        if args.command == "setup":
+            host.setup()
+        elif args.command == "deploy":
+            summary = deployment.deploy(
+                args.dir, args.version, edition=args.edition, redis=args.redis, postgres=args.postgres,
+                seed=args.seed, ports_offset=args.ports_offset,
+            )  # fmt: skip
+            print(json.dumps(summary, indent=2))
+        elif args.command == "fingerprint":
+            print(json.dumps(fingerprint(args.dir), indent=2, sort_keys=True))
+        elif args.all:
+            deployment.teardown_all()
+        else:
+            deployment.teardown(args.dir)
+    except SandboxError as error:
+        print(f"tts-sandbox: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

