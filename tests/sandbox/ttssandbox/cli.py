@@ -1,4 +1,4 @@
-"""Command line of tts-sandbox: every error is one line on stderr and a non-zero exit."""
+"""Command line of tts-sandbox (see the tts-sandbox script): errors are one line on stderr, exit 2."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import deployment, host
 from .common import EDITIONS, POSTGRES_MAJORS, REDIS_MAJORS, SandboxError
-from .fingerprint import fingerprint
+from .fingerprint import compare, fingerprint
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -18,7 +18,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    root = OneLineParser(prog="tts-sandbox", description=__doc__)
+    root = OneLineParser(prog="tts-sandbox", description="A Docker sandbox with stand-in The Things Stack deployments.")
     commands = root.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     commands.add_parser("setup", help="install and start the engine, Compose, registry and images")
     deploy = commands.add_parser("deploy", help="lay out, start and seed a deployment in DIR")
@@ -31,6 +31,9 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--ports-offset", type=int, default=None)
     print_fingerprint = commands.add_parser("fingerprint", help="print checksums of everything a deployment keeps")
     print_fingerprint.add_argument("dir", type=Path)
+    compare_parser = commands.add_parser("compare", help="say whether the data of BEFORE is kept in AFTER")
+    compare_parser.add_argument("before", type=Path, help="a fingerprint's JSON file")
+    compare_parser.add_argument("after", type=Path, help="a later fingerprint's JSON file")
     teardown = commands.add_parser("teardown", help="stop and remove a deployment (or all of them)")
     target = teardown.add_mutually_exclusive_group(required=True)
     target.add_argument("dir", type=Path, nargs="?")
@@ -51,6 +54,10 @@ def main(argv: list[str]) -> int:
             print(json.dumps(summary, indent=2))
         elif args.command == "fingerprint":
             print(json.dumps(fingerprint(args.dir), indent=2, sort_keys=True))
+        elif args.command == "compare":
+            report, kept = compare(args.before, args.after)
+            print(report)
+            return 0 if kept else 1
         elif args.all:
             deployment.teardown_all()
         else:

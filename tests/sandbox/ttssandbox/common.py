@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 SANDBOX_DIR = Path(__file__).resolve().parent.parent
 IMAGES_DIR = SANDBOX_DIR / "images"

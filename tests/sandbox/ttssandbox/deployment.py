@@ -24,7 +24,7 @@ from .common import (
 from .host import docker_answers, registry_answers
 from .seed import SEED_SIZES, postgres_sql, redis_commands, write_pictures
 
-__all__ = ["SEED_SIZES", "deploy", "teardown", "teardown_all", "healthz_port"]
+__all__ = ["SEED_SIZES", "deploy", "healthz_port", "teardown", "teardown_all"]
 
 PORT_OFFSET_STEP = 100
 MAX_PORT_OFFSET = 1900  # above this, Enterprise's grafana port (3000 + offset) meets the registry's 5000
@@ -81,13 +81,17 @@ def wait_healthy(directory: Path, timeout: float = HEALTH_TIMEOUT) -> None:
             return
         time.sleep(0.5)
     logs = compose(directory, "logs", "--no-color", "--tail", "3", "stack", check=False).stdout.decode(errors="replace")
-    raise SandboxError(f"the stack in {directory} was not healthy within {timeout:.0f} s: {' | '.join(logs.splitlines())}")
+    raise SandboxError(
+        f"the stack in {directory} was not healthy within {timeout:.0f} s: {' | '.join(logs.splitlines())}"
+    )
 
 
 def wait_for_databases(directory: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        postgres = compose(directory, "exec", "-T", "postgres", "pg_isready", "-U", "root", "-d", "ttn_lorawan", check=False)
+        postgres = compose(
+            directory, "exec", "-T", "postgres", "pg_isready", "-U", "root", "-d", "ttn_lorawan", check=False
+        )
         redis = compose(directory, "exec", "-T", "redis", "redis-cli", "ping", check=False)
         if postgres.returncode == 0 and redis.stdout.strip() == b"PONG":
             return
@@ -159,11 +163,11 @@ def deploy(
 
 
 def lay_out(directory: Path, edition: str, values: dict[str, str], offset: int, seed: str) -> None:
-    template = (TEMPLATES_DIR / f"docker-compose.{edition}.yml").read_text()
+    template = (TEMPLATES_DIR / f"docker-compose.{edition}.yml.tmpl").read_text()
     (directory / "docker-compose.yml").write_text(render(template, values, offset))
     config = directory / "config" / "stack"
     config.mkdir(parents=True)
-    config_template = (TEMPLATES_DIR / "config" / "stack" / "ttn-lw-stack-docker.yml").read_text()
+    config_template = (TEMPLATES_DIR / "config" / "stack" / "ttn-lw-stack-docker.yml.tmpl").read_text()
     (config / "ttn-lw-stack-docker.yml").write_text(render(config_template, values, offset))
     (directory / "acme").mkdir()
     write_pictures(directory / "blob", seed)
@@ -208,4 +212,3 @@ def edition_of(directory: Path) -> str:
         if f"/{spec['repository']}:" in text:
             return edition
     raise SandboxError(f"{directory / 'docker-compose.yml'} has no lorawan-stack image")
-

@@ -74,7 +74,7 @@ def redis_keys(directory: Path) -> dict[str, str]:
     lines = result.stdout.decode().splitlines()
     if len(lines) % 2:
         raise SandboxError(f"unexpected reply from redis in {directory}: {lines[:2]}")
-    return dict(zip(lines[::2], lines[1::2]))
+    return dict(zip(lines[::2], lines[1::2], strict=True))
 
 
 def blob_files(directory: Path) -> dict[str, str]:
@@ -136,3 +136,25 @@ def data_differences(before: dict, after: dict) -> list[str]:
             if not (is_schema_bookkeeping(name) or new_table_is_empty):
                 differences.append(f"{section} {name}: appeared")
     return differences
+
+
+def load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise SandboxError(f"cannot read the fingerprint {path}: {error}") from error
+
+
+def compare(before_path: Path, after_path: Path) -> tuple[str, bool]:
+    """A report a person can read, and whether every byte of data was kept."""
+    before, after = load(before_path), load(after_path)
+    differences = data_differences(before, after)
+    rows = sum(int(table["rows"]) for table in before["postgres"].values())
+    lines = [
+        f"stack version: {before['stack_version']} -> {after['stack_version']}",
+        f"images: {', '.join(f'{name}={image}' for name, image in sorted(after['images'].items()))}",
+        f"checked: {len(before['postgres'])} tables ({rows} rows), {len(before['redis'])} Redis keys, "
+        f"{len(before['blob'])} blob files",
+    ]
+    lines += [f"LOST: {difference}" for difference in differences] or ["data: every table, key and file kept"]
+    return "\n".join(lines), not differences

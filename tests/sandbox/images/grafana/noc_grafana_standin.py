@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Stand-in for the Enterprise NOC Grafana image: answers GET /api/health on 3000."""
 
 import json
@@ -9,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path != "/api/health":
             self.send_error(404)
             return
@@ -26,4 +25,5 @@ class Handler(BaseHTTPRequestHandler):
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print("Grafana stand-in listening on :3000", flush=True)
-    ThreadingHTTPServer(("0.0.0.0", 3000), Handler).serve_forever()
+    # All interfaces of the container: compose publishes them on the host's loopback.
+    ThreadingHTTPServer(("0.0.0.0", 3000), Handler).serve_forever()  # noqa: S104

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Stand-in for The Things Stack's command line, for the lorawan.tts sandbox.
 
 Installed in the sandbox's stack images as ``ttn-lw-stack`` (Open Source) or
@@ -21,9 +20,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from pathlib import Path
 from urllib.parse import urlparse
 
 Version = tuple[int, int, int]
@@ -323,11 +323,16 @@ def postgres(uri: str):
         raise CommandError(f"failed to connect to database: {str(error).strip()}") from error
 
 
+def split_address(address: str) -> tuple[str, str]:
+    host, port = address.rsplit(":", 1)
+    return host, port
+
+
 def redis_client(settings: Settings):
     import redis
 
     address = settings.get("redis", "address", default="localhost:6379")
-    host, _, port = address.rpartition(":")
+    host, port = split_address(address)
     client = redis.Redis(
         host=host or "localhost",
         port=int(port),
@@ -382,10 +387,9 @@ def migration_statements(settings: Settings, migration: SqlMigration) -> tuple[s
 
 def is_db_migrate(settings: Settings, args: list[str]) -> None:
     connection = postgres(identity_database_uri(settings))
-    with connection:
-        with connection.cursor() as cursor:
-            applied_rows = applied_is_migrations(cursor)
-    applied = {name for name, _ in applied_rows}
+    with connection, connection.cursor() as cursor:
+        applied_rows = applied_is_migrations(cursor)
+    applied = {row[0] for row in applied_rows}
     if "--rollback" in args:
         is_db_rollback(connection, applied_rows)
         return
@@ -394,19 +398,16 @@ def is_db_migrate(settings: Settings, args: list[str]) -> None:
     if not pending:
         log("INFO", "Database is up to date")
         return
-    group = max((group for _, group in applied_rows), default=0) + 1
+    group = max((row[1] for row in applied_rows), default=0) + 1
     import psycopg2
 
     for migration in pending:
         log("INFO", "Applying migration", name=migration.name)
         try:
-            with connection:
-                with connection.cursor() as cursor:
-                    for statement in migration_statements(settings, migration):
-                        cursor.execute(statement)
-                    cursor.execute(
-                        "INSERT INTO bun_migrations (name, group_id) VALUES (%s, %s)", (migration.name, group)
-                    )
+            with connection, connection.cursor() as cursor:
+                for statement in migration_statements(settings, migration):
+                    cursor.execute(statement)
+                cursor.execute("INSERT INTO bun_migrations (name, group_id) VALUES (%s, %s)", (migration.name, group))
         except psycopg2.Error as error:
             raise CommandError(f"migration {migration.name} failed: {str(error).strip()}") from error
     log("INFO", "Migrated database", group=group, migrations=len(pending))
@@ -419,19 +420,17 @@ def is_db_rollback(connection, applied_rows: list[tuple[str, int]]) -> None:
     last_group = applied_rows[-1][1]
     by_name = {migration.name: migration for migration in IS_MIGRATIONS}
     for name in reversed([name for name, group in applied_rows if group == last_group]):
-        with connection:
-            with connection.cursor() as cursor:
-                for statement in by_name[name].down:
-                    cursor.execute(statement)
-                cursor.execute("DELETE FROM bun_migrations WHERE name = %s", (name,))
+        with connection, connection.cursor() as cursor:
+            for statement in by_name[name].down:
+                cursor.execute(statement)
+            cursor.execute("DELETE FROM bun_migrations WHERE name = %s", (name,))
         log("INFO", "Rolled back migration", name=name)
 
 
 def is_db_status(settings: Settings) -> None:
     connection = postgres(identity_database_uri(settings))
-    with connection:
-        with connection.cursor() as cursor:
-            applied = {name for name, _ in applied_is_migrations(cursor)}
+    with connection, connection.cursor() as cursor:
+        applied = {row[0] for row in applied_is_migrations(cursor)}
     for migration in is_migrations_for(settings.version):
         state = "applied" if migration.name in applied else "pending"
         print(f"{migration.name}\t{state}", flush=True)
@@ -456,7 +455,11 @@ def redis_migrate(settings: Settings, component: RedisComponent, force: bool) ->
     if current >= target:
         log("INFO", "Database schema version is already current", version=current)
         return
-    if component.gate and settings.version[:2] > component.gate[:2] and 0 < current < component.required(component.gate):
+    if (
+        component.gate
+        and settings.version[:2] > component.gate[:2]
+        and 0 < current < component.required(component.gate)
+    ):
         raise CommandError(
             f"migrating {component.command} from versions before v{format_version(component.gate)} is not "
             f"supported anymore: migrate with v{component.gate[0]}.{component.gate[1]} first"
@@ -468,25 +471,27 @@ def redis_migrate(settings: Settings, component: RedisComponent, force: bool) ->
 # --- Enterprise Postgres components -------------------------------------------------------------
 
 
+def applied_names(cursor, component: EnterpriseSqlComponent) -> set[str]:
+    cursor.execute(f"CREATE TABLE IF NOT EXISTS {component.table} (name text PRIMARY KEY)")
+    cursor.execute(f"SELECT name FROM {component.table}")  # noqa: S608 - a constant table name
+    return {row[0] for row in cursor.fetchall()}
+
+
 def enterprise_sql_migrate(settings: Settings, component: EnterpriseSqlComponent) -> None:
     uri = settings.first(component.uri_keys)
     if not uri:
         raise CommandError(f"no database URI configured for {component.command}")
     connection = postgres(uri)
-    with connection:
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE TABLE IF NOT EXISTS {component.table} (name text PRIMARY KEY)")
-            cursor.execute(f"SELECT name FROM {component.table}")
-            applied = {row[0] for row in cursor.fetchall()}
-    pending = component.pending(settings.version, applied)
+    with connection, connection.cursor() as cursor:
+        pending = component.pending(settings.version, applied_names(cursor, component))
     if not pending:
         log("INFO", "Database is up to date")
         return
     for name in pending:
-        with connection:
-            with connection.cursor() as cursor:
-                cursor.execute(f"CREATE TABLE IF NOT EXISTS {name} (id bigserial PRIMARY KEY, data jsonb)")
-                cursor.execute(f"INSERT INTO {component.table} (name) VALUES (%s)", (name,))
+        with connection, connection.cursor() as cursor:
+            # Names come from the constant histories above, never from input.
+            cursor.execute(f"CREATE TABLE IF NOT EXISTS {name} (id bigserial PRIMARY KEY, data jsonb)")
+            cursor.execute(f"INSERT INTO {component.table} (name) VALUES (%s)", (name,))  # noqa: S608
         log("INFO", "Applied migration", name=name)
 
 
@@ -497,18 +502,15 @@ def pending_work(settings: Settings) -> list[str]:
     """What must be migrated before this version may serve, as TTS checks on start."""
     pending: list[str] = []
     connection = postgres(identity_database_uri(settings))
-    with connection:
-        with connection.cursor() as cursor:
-            applied = {name for name, _ in applied_is_migrations(cursor)}
-            needed = [m.name for m in is_migrations_for(settings.version) if m.name not in applied]
-            if needed:
-                pending.append(f"is-db ({len(needed)} migrations)")
-            if settings.enterprise:
-                for component in ENTERPRISE_SQL_COMPONENTS:
-                    cursor.execute(f"CREATE TABLE IF NOT EXISTS {component.table} (name text PRIMARY KEY)")
-                    cursor.execute(f"SELECT name FROM {component.table}")
-                    if component.pending(settings.version, {row[0] for row in cursor.fetchall()}):
-                        pending.append(component.command)
+    with connection, connection.cursor() as cursor:
+        applied = {row[0] for row in applied_is_migrations(cursor)}
+        needed = [m.name for m in is_migrations_for(settings.version) if m.name not in applied]
+        if needed:
+            pending.append(f"is-db ({len(needed)} migrations)")
+        if settings.enterprise:
+            for component in ENTERPRISE_SQL_COMPONENTS:
+                if component.pending(settings.version, applied_names(cursor, component)):
+                    pending.append(component.command)
     client = redis_client(settings)
     for component in REDIS_COMPONENTS:
         if not component.available(settings.version, settings.enterprise):
@@ -528,7 +530,7 @@ def serve(settings: Settings) -> None:
     version_text = format_version(settings.version)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if urlparse(self.path).path != "/healthz":
                 self.send_error(404)
                 return
@@ -543,8 +545,9 @@ def serve(settings: Settings) -> None:
             return
 
     listen = settings.get("http", "listen", default=":1885")
-    host, _, port = listen.rpartition(":")
-    server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)
+    host, port = split_address(listen)
+    # All interfaces of the container: compose publishes them on the host's loopback.
+    server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), Handler)  # noqa: S104
     log("INFO", "Started The Things Stack", version=version_text, listen=listen)
     server.serve_forever()
 
@@ -561,7 +564,7 @@ def version_text(settings: Settings) -> str:
         ("Go version:", "go1.22.5"),
         ("OS/Arch:", "linux/amd64"),
     )
-    return f"{name}: {settings.binary}\n" + "".join("%-20s %s\n" % row for row in rows)
+    return f"{name}: {settings.binary}\n" + "".join(f"{label:<20} {value}\n" for label, value in rows)
 
 
 def usage(settings: Settings) -> str:
@@ -573,7 +576,7 @@ def usage(settings: Settings) -> str:
     return (
         f"Usage:\n  {settings.binary} [command]\n\nAvailable Commands:\n"
         + "".join(f"  {command}\n" for command in commands)
-        + f"\nUse \"{settings.binary} [command] --help\" for more information about a command.\n"
+        + f'\nUse "{settings.binary} [command] --help" for more information about a command.\n'
     )
 
 
@@ -597,8 +600,7 @@ def load_config(path: str | None) -> dict:
     import yaml
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            return yaml.safe_load(handle) or {}
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except OSError as error:
         raise CommandError(f"could not read config file {path}: {error.strerror}") from error
 
@@ -634,11 +636,9 @@ def dispatch(settings: Settings, args: list[str]) -> None:
 
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    binary = os.path.basename(argv[0])
-    if binary not in ("ttn-lw-stack", "tti-lw-stack"):
-        binary = "tti-lw-stack" if os.environ.get("LORAWAN_STACK_EDITION") == "enterprise" else "ttn-lw-stack"
+    binary = os.environ.get("LORAWAN_STACK_BINARY", "ttn-lw-stack")
     try:
-        config_path, args = split_global_flags(argv[1:])
+        config_path, args = split_global_flags(argv)
         settings = Settings(binary, parse_version(os.environ["LORAWAN_STACK_VERSION"]), {})
         if args[:1] != ["version"]:
             settings.config = load_config(config_path)
@@ -650,4 +650,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main(sys.argv[1:]))
