@@ -48,9 +48,14 @@ def main(argv: list[str]) -> int:
             host.setup()
         elif args.command == "deploy":
             summary = deployment.deploy(
-                args.dir, args.version, edition=args.edition, redis=args.redis, postgres=args.postgres,
-                seed=args.seed, ports_offset=args.ports_offset,
-            )  # fmt: skip
+                args.dir,
+                args.version,
+                edition=args.edition,
+                redis=args.redis,
+                postgres=args.postgres,
+                seed=args.seed,
+                ports_offset=args.ports_offset,
+            )
             print(json.dumps(summary, indent=2))
         elif args.command == "fingerprint":
             print(json.dumps(fingerprint(args.dir), indent=2, sort_keys=True))

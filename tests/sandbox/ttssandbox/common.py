@@ -18,9 +18,18 @@ REGISTRY = "localhost:5000"
 REGISTRY_URL = "http://127.0.0.1:5000"
 
 STACK_TAGS = (
-    "3.18.2", "3.19.2", "3.23.1", "3.24.2", "3.25.0", "3.26.0", "3.31.1", "3.32.0", "3.32.2",
-    "3.98.0", "3.98.1",
-)  # fmt: skip
+    "3.18.2",
+    "3.19.2",
+    "3.23.1",
+    "3.24.2",
+    "3.25.0",
+    "3.26.0",
+    "3.31.1",
+    "3.32.0",
+    "3.32.2",
+    "3.98.0",
+    "3.98.1",
+)
 EDITIONS = {
     "open-source": {"repository": "thethingsnetwork/lorawan-stack", "binary": "ttn-lw-stack"},
     "enterprise": {"repository": "thethingsindustries/lorawan-stack", "binary": "tti-lw-stack"},

@@ -101,8 +101,12 @@ def wait_for_databases(directory: Path) -> None:
 
 def migrations(version: str, edition: str) -> list[list[str]]:
     """What a first install of this version runs; Redis schema keys are new, so --force."""
-    commands = [["is-db", "migrate"], ["ns-db", "migrate", "--force"], ["as-db", "migrate", "--force"],
-                ["js-db", "migrate", "--force"]]  # fmt: skip
+    commands = [
+        ["is-db", "migrate"],
+        ["ns-db", "migrate", "--force"],
+        ["as-db", "migrate", "--force"],
+        ["js-db", "migrate", "--force"],
+    ]
     if edition == "enterprise":
         commands += [["noc-db", "migrate"], ["storage-db", "migrate"]]
         if tuple(int(part) for part in version.split(".")) < (3, 26, 0):
@@ -145,8 +149,15 @@ def deploy(
         "cookie_block_key": secrets.token_hex(32),
         "cookie_hash_key": secrets.token_hex(64),
     }
-    summary = {"dir": str(directory), "edition": edition, "version": version, "redis": redis, "postgres": postgres,
-               "seed": seed, "ports_offset": offset}  # fmt: skip
+    summary = {
+        "dir": str(directory),
+        "edition": edition,
+        "version": version,
+        "redis": redis,
+        "postgres": postgres,
+        "seed": seed,
+        "ports_offset": offset,
+    }
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     DEPLOYMENTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -178,8 +189,21 @@ def start_and_seed(directory: Path, version: str, edition: str, seed: str) -> No
     wait_for_databases(directory)
     for command in migrations(version, edition):
         compose(directory, "run", "--rm", "-T", "--no-deps", "stack", *command)
-    compose(directory, "exec", "-T", "postgres", "psql", "-q", "-v", "ON_ERROR_STOP=1", "-U", "root", "-d",
-            "ttn_lorawan", input=postgres_sql(seed).encode())  # fmt: skip
+    compose(
+        directory,
+        "exec",
+        "-T",
+        "postgres",
+        "psql",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-U",
+        "root",
+        "-d",
+        "ttn_lorawan",
+        input=postgres_sql(seed).encode(),
+    )
     piped = compose(directory, "exec", "-T", "redis", "redis-cli", "--pipe", input=redis_commands(seed))
     if b"errors: 0" not in piped.stdout:
         raise SandboxError(f"seeding Redis in {directory} failed: {piped.stdout.decode(errors='replace').strip()}")

@@ -60,8 +60,26 @@ SCHEMA_KEY_SUFFIX = "schema-version"
 
 
 def postgres_tables(directory: Path) -> dict[str, dict[str, object]]:
-    result = compose(directory, "exec", "-T", "postgres", "psql", "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
-                     "-U", "root", "-d", "ttn_lorawan", "-c", TABLE_CHECKSUMS)  # fmt: skip
+    result = compose(
+        directory,
+        "exec",
+        "-T",
+        "postgres",
+        "psql",
+        "-X",
+        "-A",
+        "-t",
+        "-F",
+        "\t",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-U",
+        "root",
+        "-d",
+        "ttn_lorawan",
+        "-c",
+        TABLE_CHECKSUMS,
+    )
     tables: dict[str, dict[str, object]] = {}
     for line in result.stdout.decode().splitlines():
         name, rows, checksum = line.split("\t")

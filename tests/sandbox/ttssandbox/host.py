@@ -38,12 +38,27 @@ DOCKER_SOCKET = Path("/var/run/docker.sock")
 
 # Each base is pinned to a Debian suite so the images are the same whatever the host runs.
 BASES = {
-    "bookworm": ("redis-server", "postgresql-15", "python3", "python3-psycopg2", "python3-redis", "python3-yaml",
-                 "curl", "ca-certificates"),
+    "bookworm": (
+        "redis-server",
+        "postgresql-15",
+        "python3",
+        "python3-psycopg2",
+        "python3-redis",
+        "python3-yaml",
+        "curl",
+        "ca-certificates",
+    ),
     "bullseye": ("redis-server", "postgresql-13"),
-}  # fmt: skip
-PRUNED_FROM_ROOTFS = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
-                      "usr/share/locale", "var/lib/postgresql", "etc/postgresql")  # fmt: skip
+}
+PRUNED_FROM_ROOTFS = (
+    "var/cache/apt/archives",
+    "var/lib/apt/lists",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/locale",
+    "var/lib/postgresql",
+    "etc/postgresql",
+)
 
 
 def log(message: str) -> None:
@@ -103,8 +118,11 @@ def start_docker() -> None:
     with (STATE_DIR / "dockerd.log").open("ab") as logfile:
         subprocess.Popen(
             ["dockerd", "--host", f"unix://{DOCKER_SOCKET}", "--ip", "127.0.0.1"],
-            stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     wait_for(docker_answers, 60, f"dockerd did not answer within 60 s; see {STATE_DIR / 'dockerd.log'}")
 
 
@@ -132,8 +150,11 @@ def start_registry() -> None:
     with (root / "registry.log").open("ab") as logfile:
         subprocess.Popen(
             ["docker-registry", "serve", str(config)],
-            stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     wait_for(registry_answers, 30, f"the registry did not answer within 30 s; see {root / 'registry.log'}")
 
 
@@ -265,9 +286,12 @@ def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
     )
     for tag in STACK_TAGS:
         plan.append(
-            (f"{REGISTRY}/{GRAFANA_REPOSITORY}:{tag}", f"FROM {grafana_common}\nENV LORAWAN_STACK_VERSION={tag}\n",
-             IMAGES_DIR / "grafana")
-        )  # fmt: skip
+            (
+                f"{REGISTRY}/{GRAFANA_REPOSITORY}:{tag}",
+                f"FROM {grafana_common}\nENV LORAWAN_STACK_VERSION={tag}\n",
+                IMAGES_DIR / "grafana",
+            )
+        )
     return plan
 
 

@@ -41,21 +41,32 @@ def postgres_sql(size: str) -> str:
     rng = random.Random(f"postgres-{size}")
     created = "2024-03-01T12:00:00Z"
     users = [
-        (f"user-{n}", f"User {n}", f"user-{n}@example.com", f"PBKDF2$sha512$20000${rng.randbytes(8).hex()}", n == 1,
-         created)
+        (
+            f"user-{n}",
+            f"User {n}",
+            f"user-{n}@example.com",
+            f"PBKDF2$sha512$20000${rng.randbytes(8).hex()}",
+            n == 1,
+            created,
+        )
         for n in range(1, counts["users"] + 1)
-    ]  # fmt: skip
+    ]
     applications = [
         (f"app-{n}", f"Application {n}", rng.randint(1, counts["users"]), created)
         for n in range(1, counts["applications"] + 1)
     ]
     devices = [
         (
-            rng.randint(1, counts["applications"]), f"dev-{n}", rng.randbytes(8), bytes(8),
-            rng.choice(["EU_863_870_TTN", "US_902_928_FSB_2", "AU_915_928_FSB_2"]), None, created,
+            rng.randint(1, counts["applications"]),
+            f"dev-{n}",
+            rng.randbytes(8),
+            bytes(8),
+            rng.choice(["EU_863_870_TTN", "US_902_928_FSB_2", "AU_915_928_FSB_2"]),
+            None,
+            created,
         )
         for n in range(1, counts["devices"] + 1)
-    ]  # fmt: skip
+    ]
     gateways = [(f"gw-{n}", rng.randbytes(8), "EU_863_870_TTN", created) for n in range(1, counts["gateways"] + 1)]
     api_keys = [
         (f"KEY{n:05d}", rng.randbytes(16).hex(), ["RIGHT_APPLICATION_ALL"], "application", n)

@@ -1,0 +1,124 @@
+"""Fixtures for tests against the real Docker sandbox (tests/sandbox/tts-sandbox)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from ttssandbox.deployment import healthz_port, healthz_status
+
+ROOT = Path(__file__).resolve().parents[2]
+SANDBOX = ROOT / "tests" / "sandbox" / "tts-sandbox"
+
+
+def run(argv: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
+
+
+def sandbox(*args: str) -> subprocess.CompletedProcess[str]:
+    return run([str(SANDBOX), *args])
+
+
+@dataclass
+class Deployment:
+    dir: Path
+    summary: dict
+
+    @property
+    def binary(self) -> str:
+        return "tti-lw-stack" if self.summary["edition"] == "enterprise" else "ttn-lw-stack"
+
+    def compose(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:  # noqa: A002
+        return run(["docker", "compose", *args], cwd=self.dir, input=input)
+
+    def stack(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the stack's command line as the runbook does: a one-off container, no TTY."""
+        return self.compose("run", "--rm", "-T", "stack", *args)
+
+    def sql(self, query: str) -> str:
+        result = self.compose(
+            "exec",
+            "-T",
+            "postgres",
+            "psql",
+            "-X",
+            "-A",
+            "-t",
+            "-U",
+            "root",
+            "-d",
+            "ttn_lorawan",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            query,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def redis(self, *args: str) -> str:
+        result = self.compose("exec", "-T", "redis", "redis-cli", "--raw", *args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def fingerprint(self) -> dict:
+        result = sandbox("fingerprint", str(self.dir))
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def set_stack_tag(self, version: str) -> None:
+        """A plain text edit of the stack (and grafana) tags, enough for testing the stand-in."""
+        compose_file = self.dir / "docker-compose.yml"
+        text = compose_file.read_text()
+        old = self.summary["version"]
+        compose_file.write_text(
+            text.replace(f"lorawan-stack:{old}", f"lorawan-stack:{version}").replace(
+                f"lorawan-stack-noc-grafana:{old}", f"lorawan-stack-noc-grafana:{version}"
+            )
+        )
+        self.summary["version"] = version
+
+    def healthz(self) -> int | None:
+        return healthz_status(healthz_port(self.dir))
+
+    def wait_for_log(self, service: str, text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        logs = ""
+        while time.monotonic() < deadline:
+            logs = self.compose("logs", "--no-color", service).stdout
+            if text in logs:
+                return logs
+            time.sleep(0.5)
+        raise AssertionError(f"{text!r} not in the {service} logs within {timeout} s:\n{logs[-2000:]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def docker_sandbox() -> None:
+    if run(["docker", "info"]).returncode != 0:
+        pytest.fail("the Docker engine does not answer: run scripts/setup (or tests/sandbox/tts-sandbox setup) first")
+
+
+DeployFactory = Callable[..., Deployment]
+
+
+@pytest.fixture(scope="module")
+def deploy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployFactory]:
+    """Deploy sandbox deployments for a test module; all are torn down after it."""
+    created: list[Path] = []
+
+    def factory(version: str, *options: str) -> Deployment:
+        directory = tmp_path_factory.mktemp("deployments", numbered=True) / f"tts-{uuid.uuid4().hex[:8]}"
+        created.append(directory)
+        result = sandbox("deploy", str(directory), "--version", version, *options)
+        assert result.returncode == 0, result.stderr
+        return Deployment(directory, json.loads(result.stdout))
+
+    yield factory
+    for directory in created:
+        sandbox("teardown", str(directory))

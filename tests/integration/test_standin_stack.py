@@ -1,0 +1,181 @@
+"""The stand-in The Things Stack behaves like TTS where an upgrade depends on it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from ttssandbox.common import EDITIONS, REGISTRY, STACK_TAGS
+
+from .conftest import run
+
+GATE_ERROR = "database needs to be upgraded to v3.19 before upgrading to v3.20"
+
+
+@pytest.mark.parametrize("edition", sorted(EDITIONS))
+@pytest.mark.parametrize("tag", STACK_TAGS)
+def test_version_prints_the_tag_in_tts_format(edition: str, tag: str) -> None:
+    spec = EDITIONS[edition]
+    result = run(["docker", "run", "--rm", f"{REGISTRY}/{spec['repository']}:{tag}", "version"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith(f": {spec['binary']}")
+    assert f"{'Version:':<20} {tag}" in lines
+
+
+def test_binary_is_on_path_in_the_running_stack(deploy) -> None:
+    deployment = deploy("3.31.1")
+    result = deployment.compose("exec", "-T", "stack", "ttn-lw-stack", "version")
+    assert result.returncode == 0, result.stderr
+    assert "Version:             3.31.1" in result.stdout
+
+
+def test_is_db_migrate_is_idempotent_and_gated_at_3_19_2(deploy) -> None:
+    deployment = deploy("3.18.2")
+    applied = deployment.sql("SELECT count(*) FROM bun_migrations")
+
+    again = deployment.stack("is-db", "migrate")
+    assert again.returncode == 0, again.stderr
+    assert "Database is up to date" in again.stdout
+    assert deployment.sql("SELECT count(*) FROM bun_migrations") == applied
+
+    deployment.set_stack_tag("3.23.1")
+    skipped = deployment.stack("is-db", "migrate")
+    assert skipped.returncode == 1
+    assert GATE_ERROR in skipped.stdout
+    assert deployment.sql("SELECT count(*) FROM bun_migrations") == applied
+
+    for version in ("3.19.2", "3.23.1"):
+        deployment.set_stack_tag(version)
+        hop = deployment.stack("is-db", "migrate")
+        assert hop.returncode == 0, hop.stdout
+        assert "Migrated database" in hop.stdout
+    assert int(deployment.sql("SELECT count(*) FROM bun_migrations")) > int(applied)
+
+
+def test_ns_db_migrate_needs_force_on_a_redis_that_never_had_it(deploy) -> None:
+    deployment = deploy("3.24.2")
+    key = "ttn:v3:ns:devices:schema-version"
+    deployment.redis("DEL", key)
+
+    refused = deployment.stack("ns-db", "migrate")
+    assert refused.returncode == 1
+    assert "--force" in refused.stdout
+    assert deployment.redis("EXISTS", key) == "0"
+
+    forced = deployment.stack("ns-db", "migrate", "--force")
+    assert forced.returncode == 0, forced.stdout
+    assert deployment.redis("GET", key) == "3"
+
+
+def test_ns_db_migrate_refuses_to_skip_3_24(deploy) -> None:
+    deployment = deploy("3.23.1")
+    deployment.set_stack_tag("3.25.0")
+    skipped = deployment.stack("ns-db", "migrate")
+    assert skipped.returncode == 1
+    assert "migrate with v3.24 first" in skipped.stdout
+    assert deployment.redis("GET", "ttn:v3:ns:devices:schema-version") == "2"
+
+
+def test_start_refuses_while_migrations_are_pending(deploy) -> None:
+    deployment = deploy("3.31.1")
+    deployment.set_stack_tag("3.32.0")
+    up = deployment.compose("up", "--detach", "stack")
+    assert up.returncode == 0, up.stderr
+    logs = deployment.wait_for_log("stack", "db_needs_migration")
+    assert "is-db" in logs
+    assert deployment.healthz() != 200
+
+
+def test_3_98_0_fails_half_way_through_its_migrations(deploy) -> None:
+    deployment = deploy("3.32.2")
+    deployment.set_stack_tag("3.98.0")
+    failed = deployment.stack("is-db", "migrate")
+    assert failed.returncode == 1
+    assert "migration 20260102000000_backfill_gateway_regions failed" in failed.stdout
+    applied = deployment.sql("SELECT name FROM bun_migrations WHERE name LIKE '2026%' ORDER BY name")
+    assert applied == "20260101000000_gateway_regions"
+    assert deployment.sql("SELECT to_regclass('public.gateway_regions') IS NOT NULL") == "t"
+
+
+def test_3_98_1_migrates_and_starts_but_is_never_healthy(deploy) -> None:
+    deployment = deploy("3.32.2")
+    deployment.set_stack_tag("3.98.1")
+    for command in (["is-db", "migrate"], ["ns-db", "migrate"], ["as-db", "migrate"], ["js-db", "migrate"]):
+        migrated = deployment.stack(*command)
+        assert migrated.returncode == 0, migrated.stdout
+    assert deployment.compose("up", "--detach", "stack").returncode == 0
+    deployment.wait_for_log("stack", "Started The Things Stack")
+    container = deployment.compose("ps", "--quiet", "stack").stdout.strip()
+    deadline = time.monotonic() + 30
+    health = ""
+    while time.monotonic() < deadline and health != "unhealthy":
+        assert deployment.healthz() in (503, None)
+        health = run(["docker", "inspect", "--format", "{{.State.Health.Status}}", container]).stdout.strip()
+        time.sleep(0.5)
+    assert health == "unhealthy"
+    assert deployment.healthz() == 503
+
+
+def test_enterprise_dcs_db_is_gone_from_3_26_and_prints_help() -> None:
+    repository = EDITIONS["enterprise"]["repository"]
+    removed = run(["docker", "run", "--rm", f"{REGISTRY}/{repository}:3.26.0", "dcs-db", "migrate"])
+    assert removed.returncode == 0
+    assert removed.stdout.startswith("Usage:")
+    assert "dcs-db" not in removed.stdout
+    still_there = run(["docker", "run", "--rm", f"{REGISTRY}/{repository}:3.25.0", "help"])
+    assert "  dcs-db\n" in still_there.stdout
+
+
+def test_enterprise_deployment_runs_its_extra_migrations_and_grafana(deploy) -> None:
+    deployment = deploy("3.25.0", "--edition", "enterprise")
+    tables = deployment.sql("SELECT string_agg(name, ',' ORDER BY name) FROM noc_migrations")
+    assert tables == "noc_application_metrics,noc_gateway_metrics"
+    assert deployment.redis("GET", "ttn:v3:dcs:schema-version") == "2"
+    grafana = deployment.compose("ps", "--format", "{{.State}}", "grafana")
+    assert grafana.stdout.strip() == "running"
+    assert deployment.fingerprint()["stack_version"] == "3.25.0"
+
+
+@pytest.mark.parametrize(
+    ("major", "present", "absent"), [("7", "appendonlydir", "appendonly.aof"), ("6", "appendonly.aof", "appendonlydir")]
+)
+def test_redis_persistence_format_follows_the_major(deploy, major: str, present: str, absent: str) -> None:
+    deployment = deploy("3.31.1", "--redis", major)
+    data = deployment.dir / ".env" / "data" / "redis"
+    assert (data / present).exists()
+    assert not (data / absent).exists()
+    if major == "7":
+        names = sorted(path.name for path in (data / "appendonlydir").iterdir())
+        assert names == ["appendonly.aof.1.base.rdb", "appendonly.aof.1.incr.aof", "appendonly.aof.manifest"]
+    assert deployment.redis("INFO", "server").count(f"redis_version:{major}.") == 1
+
+
+def test_postgres_major_of_the_data_directory(deploy) -> None:
+    deployment = deploy("3.31.1", "--postgres", "13")
+    assert (deployment.dir / ".env" / "data" / "postgres" / "PG_VERSION").read_text().strip() == "13"
+    assert deployment.sql("SHOW server_version").startswith("13.")
+
+
+def test_pulling_a_missing_tag_fails_at_once(deploy) -> None:
+    missing = f"{REGISTRY}/thethingsnetwork/lorawan-stack:3.99.9"
+    pulled = run(["docker", "pull", missing])
+    assert pulled.returncode != 0
+    assert "manifest unknown" in pulled.stderr or "not found" in pulled.stderr
+
+    deployment = deploy("3.31.1")
+    deployment.set_stack_tag("3.99.9")
+    compose_pull = deployment.compose("pull", "stack")
+    assert compose_pull.returncode != 0
+    assert deployment.healthz() == 200
+
+
+def test_two_deployments_run_side_by_side(deploy) -> None:
+    first = deploy("3.31.1")
+    second = deploy("3.31.1", "--edition", "enterprise", "--redis", "6")
+    assert first.summary["project"] != second.summary["project"]
+    assert first.summary["healthz"] != second.summary["healthz"]
+    assert first.healthz() == 200
+    assert second.healthz() == 200
+    assert first.fingerprint()["edition"] == "open-source"
+    assert second.fingerprint()["edition"] == "enterprise"
