@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -122,3 +124,62 @@ def deploy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployFactory]:
     yield factory
     for directory in created:
         sandbox("teardown", str(directory))
+
+
+@pytest.fixture(scope="session")
+def ansible_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for ansible/ansible-playbook subprocesses that finds this checkout as lorawan.tts."""
+    collections = tmp_path_factory.mktemp("collections")
+    (collections / "ansible_collections" / "lorawan").mkdir(parents=True)
+    (collections / "ansible_collections" / "lorawan" / "tts").symlink_to(ROOT)
+    venv_bin = Path(sys.executable).parent
+    return {
+        **os.environ,
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}",
+        "ANSIBLE_COLLECTIONS_PATH": str(collections),
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_STDOUT_CALLBACK": "test_results",
+        "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).resolve().parent / "callback_plugins"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    output: dict
+    stderr: str
+
+    def task_results(self, name: str) -> list[dict]:
+        """The per-host results of every task with this name, in order."""
+        return [
+            host_result
+            for play in self.output.get("plays", [])
+            for task in play["tasks"]
+            if task["task"]["name"] == name
+            for host_result in task["hosts"].values()
+        ]
+
+    def result(self, name: str) -> dict:
+        results = self.task_results(name)
+        assert len(results) == 1, f"expected one result for task {name!r}, got {len(results)}"
+        return results[0]
+
+
+@pytest.fixture(scope="session")
+def run_playbook(ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+    """Run a playbook given as YAML text on localhost; returns its JSON callback output."""
+
+    def runner(playbook: str, *options: str) -> PlaybookRun:
+        path = tmp_path_factory.mktemp("playbooks") / "playbook.yml"
+        path.write_text(playbook)
+        result = run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(path), *options], env=ansible_env)
+        try:
+            output = json.loads(result.stdout)
+        except ValueError:
+            output = {}
+        return PlaybookRun(result.returncode, output, result.stderr + result.stdout[-4000:])
+
+    return runner

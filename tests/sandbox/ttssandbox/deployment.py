@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import re
@@ -26,8 +27,12 @@ from .seed import SEED_SIZES, postgres_sql, redis_commands, write_pictures
 
 __all__ = ["SEED_SIZES", "deploy", "healthz_port", "teardown", "teardown_all"]
 
+# Automatic offsets put every published port above 10000, in steps of 100. The docs' ports differ by a
+# multiple of 100 only for 1881-1888 and 8881-8888 (7000 apart), so 70 deployments never share a port.
+AUTO_OFFSET_BASE = 10000
 PORT_OFFSET_STEP = 100
-MAX_PORT_OFFSET = 1900  # above this, Enterprise's grafana port (3000 + offset) meets the registry's 5000
+AUTO_OFFSET_SLOTS = 70
+HIGHEST_DOCS_PORT = 8888
 HEALTH_TIMEOUT = 90
 
 
@@ -36,17 +41,36 @@ def record_path(directory: Path) -> Path:
 
 
 def records() -> list[dict]:
+    """Deployment records; a record whose directory is gone (a killed test run) is dropped."""
     if not DEPLOYMENTS_DIR.is_dir():
         return []
-    return [json.loads(path.read_text()) for path in sorted(DEPLOYMENTS_DIR.glob("*.json"))]
+    found = []
+    for path in sorted(DEPLOYMENTS_DIR.glob("*.json")):
+        record = json.loads(path.read_text())
+        if Path(record["dir"]).exists():
+            found.append(record)
+        else:
+            path.unlink(missing_ok=True)
+    return found
 
 
 def free_port_offset() -> int:
     used = {record["ports_offset"] for record in records()}
-    for offset in range(PORT_OFFSET_STEP, MAX_PORT_OFFSET + 1, PORT_OFFSET_STEP):
+    for slot in range(AUTO_OFFSET_SLOTS):
+        offset = AUTO_OFFSET_BASE + slot * PORT_OFFSET_STEP
         if offset not in used:
             return offset
-    raise SandboxError(f"all {MAX_PORT_OFFSET // PORT_OFFSET_STEP} port offsets are in use: tear a deployment down")
+    raise SandboxError(f"all {AUTO_OFFSET_SLOTS} automatic port offsets are in use: tear deployments down")
+
+
+def reserve_ports(directory: Path, summary: dict, requested: int | None) -> int:
+    """Record the deployment with its port offset; a lock keeps concurrent deploys apart."""
+    DEPLOYMENTS_DIR.mkdir(parents=True, exist_ok=True)
+    with (DEPLOYMENTS_DIR / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        offset = free_port_offset() if requested is None else requested
+        record_path(directory).write_text(json.dumps({**summary, "ports_offset": offset}))
+    return offset
 
 
 def render(template: str, values: dict[str, str], offset: int) -> str:
@@ -119,8 +143,8 @@ def check_inputs(directory: Path, version: str, ports_offset: int | None) -> Non
         raise SandboxError(f"unknown version {version!r}; the sandbox has {', '.join(STACK_TAGS)}")
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise SandboxError(f"{directory} exists and is not an empty directory; choose a new one or tear it down")
-    if ports_offset is not None and not 0 <= ports_offset <= MAX_PORT_OFFSET:
-        raise SandboxError(f"--ports-offset must be between 0 and {MAX_PORT_OFFSET}")
+    if ports_offset is not None and not 0 <= ports_offset <= 65535 - HIGHEST_DOCS_PORT:
+        raise SandboxError(f"--ports-offset must be between 0 and {65535 - HIGHEST_DOCS_PORT}")
     if not docker_answers():
         raise SandboxError("the Docker engine does not answer: run 'tts-sandbox setup' first")
     if not registry_answers():
@@ -139,7 +163,6 @@ def deploy(
 ) -> dict:
     directory = directory.absolute()
     check_inputs(directory, version, ports_offset)
-    offset = free_port_offset() if ports_offset is None else ports_offset
     postgres_repository = "timescale/timescaledb:latest-pg" if edition == "enterprise" else "library/postgres:"
     values = {
         "registry": REGISTRY,
@@ -156,12 +179,10 @@ def deploy(
         "redis": redis,
         "postgres": postgres,
         "seed": seed,
-        "ports_offset": offset,
     }
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
-    DEPLOYMENTS_DIR.mkdir(parents=True, exist_ok=True)
-    record_path(directory).write_text(json.dumps(summary))
+    summary["ports_offset"] = offset = reserve_ports(directory, summary, ports_offset)
     try:
         lay_out(directory, edition, values, offset, seed)
         start_and_seed(directory, version, edition, seed)

@@ -1,0 +1,28 @@
+# Copyright (c) 2026 lorawan.tts contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.lorawan.tts.plugins.module_utils.versions import VersionError, migration_plan, upgrade_path
+
+
+def upgrade_path_filter(from_version, to_version, gate_stops=None):
+    try:
+        return upgrade_path(str(from_version), str(to_version), gate_stops)
+    except VersionError as error:
+        raise AnsibleFilterError(str(error)) from error
+
+
+def migration_plan_filter(from_version, to_version, edition="open-source", redis_schema_present=None):
+    present = redis_schema_present or {"ns-db": True, "as-db": True, "js-db": True, "dcs-db": True}
+    try:
+        return migration_plan(edition, str(from_version), str(to_version), present)
+    except VersionError as error:
+        raise AnsibleFilterError(str(error)) from error
+
+
+class FilterModule:
+    def filters(self):
+        return {"upgrade_path": upgrade_path_filter, "migration_plan": migration_plan_filter}

@@ -1,0 +1,220 @@
+# Copyright (c) 2026 lorawan.tts contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The one place that finds and runs the compose command line for a project.
+
+Prefers ``docker compose`` (Compose v2) and falls back to the legacy ``docker-compose``.
+Every command is an argv list; nothing goes through a shell and no TTY is allocated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+
+from ansible.module_utils.common.text.converters import to_text
+
+COMPOSE_ARGUMENT_SPEC = dict(
+    project_src=dict(type="path", required=True),
+    files=dict(type="list", elements="path"),
+    project_name=dict(type="str"),
+    env_files=dict(type="list", elements="path"),
+)
+
+STDERR_TAIL_LINES = 5
+
+
+class ComposeError(Exception):
+    """A compose command failed; the message says what, where and what to do."""
+
+    def __init__(self, message, argv=None, rc=None, stderr=""):
+        super().__init__(message)
+        self.argv = argv
+        self.rc = rc
+        self.stderr = stderr
+
+
+def stderr_tail(text):
+    lines = [line for line in to_text(text, errors="surrogate_or_replace").strip().splitlines() if line.strip()]
+    return " | ".join(lines[-STDERR_TAIL_LINES:])
+
+
+class ComposeProject:
+    """A compose project on the managed host, and the CLI that drives it."""
+
+    def __init__(self, module, project_src, files=None, project_name=None, env_files=None):
+        self.module = module
+        self.project_src = project_src
+        self.files = list(files or [])
+        self.project_name = project_name
+        self.env_files = list(env_files or [])
+        if not os.path.isdir(project_src):
+            raise ComposeError(
+                "project_src %s is not a directory: point it at the directory that holds docker-compose.yml"
+                % project_src
+            )
+        self.docker = module.get_bin_path("docker")
+        self.command = self._find_command()
+
+    @classmethod
+    def from_params(cls, module):
+        params = module.params
+        return cls(
+            module, params["project_src"], params.get("files"), params.get("project_name"), params.get("env_files")
+        )
+
+    def _find_command(self):
+        if self.docker:
+            rc, dummy_out, dummy_err = self.module.run_command([self.docker, "compose", "version", "--short"])
+            if rc == 0:
+                return [self.docker, "compose"]
+        legacy = self.module.get_bin_path("docker-compose")
+        if legacy:
+            return [legacy]
+        raise ComposeError(
+            "neither 'docker compose' (the Compose v2 plugin) nor 'docker-compose' was found on the host: "
+            "install the docker-compose-plugin package (or docker-compose) and retry"
+        )
+
+    @property
+    def command_name(self):
+        return "docker compose" if len(self.command) == 2 else "docker-compose"
+
+    def argv(self, *args):
+        argv = [*list(self.command), "--project-directory", self.project_src]
+        for compose_file in self.files:
+            argv += ["--file", os.path.join(self.project_src, compose_file)]
+        if self.project_name:
+            argv += ["--project-name", self.project_name]
+        for env_file in self.env_files:
+            argv += ["--env-file", os.path.join(self.project_src, env_file)]
+        return argv + list(args)
+
+    def run(self, *args, **kwargs):
+        """Run a compose subcommand; raise ComposeError (with the stderr tail) unless check=False."""
+        check = kwargs.pop("check", True)
+        what = kwargs.pop("what", None)
+        argv = self.argv(*args)
+        rc, out, err = self.module.run_command(argv, cwd=self.project_src, **kwargs)
+        if check and rc != 0:
+            raise ComposeError(
+                "%s failed in %s (exit %d): %s"
+                % (what or "%s %s" % (self.command_name, args[0]), self.project_src, rc, stderr_tail(err)),
+                argv=argv,
+                rc=rc,
+                stderr=err,
+            )
+        return rc, out, err
+
+    def run_with_files(self, args, stdin_path=None, stdout_path=None, env=None, what=None):
+        """Run a compose subcommand with stdin or stdout connected to files, for binary streams of any size.
+
+        run_command keeps output in memory and may decode it; a database dump must go to disk byte for byte.
+        """
+        argv = self.argv(*args)
+        process_env = dict(os.environ)
+        process_env.update(env or {})
+        with contextlib.ExitStack() as files:
+            stdin = files.enter_context(open(stdin_path, "rb")) if stdin_path else subprocess.DEVNULL
+            stdout = files.enter_context(open(stdout_path, "wb")) if stdout_path else subprocess.PIPE
+            process = subprocess.run(  # pylint: disable=subprocess-run-check
+                argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, cwd=self.project_src, env=process_env
+            )
+        if process.returncode != 0:
+            raise ComposeError(
+                "%s failed in %s (exit %d): %s"
+                % (
+                    what or "%s %s" % (self.command_name, args[0]),
+                    self.project_src,
+                    process.returncode,
+                    stderr_tail(process.stderr),
+                ),
+                argv=argv,
+                rc=process.returncode,
+                stderr=to_text(process.stderr, errors="surrogate_or_replace"),
+            )
+        return to_text(process.stdout or b"", errors="surrogate_or_replace")
+
+    def config(self):
+        """The effective configuration (files merged, variables interpolated), as a dict."""
+        dummy_rc, out, dummy_err = self.run("config", what="validating the compose configuration")
+        import yaml  # PyYAML ships with ansible-core; JSON and YAML output both parse
+
+        return yaml.safe_load(out) or {}
+
+    def services(self):
+        return dict(self.config().get("services") or {})
+
+    def require_services(self, names):
+        known = self.services()
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ComposeError(
+                "unknown service(s) %s in %s: the compose project has %s"
+                % (", ".join(unknown), self.project_src, ", ".join(sorted(known)) or "no services")
+            )
+        return known
+
+    def containers(self, services=None):
+        """Inspect data of the project's containers (running or not), per service."""
+        dummy_rc, out, dummy_err = self.run("ps", "--all", "--quiet", *(services or []))
+        ids = out.split()
+        if not ids:
+            return {}
+        rc, out, err = self.module.run_command([self.docker, "inspect", *ids])
+        if rc != 0:
+            raise ComposeError("docker inspect failed for %s: %s" % (self.project_src, stderr_tail(err)))
+        by_service = {}
+        for container in json.loads(out):
+            labels = container.get("Config", {}).get("Labels") or {}
+            if labels.get("com.docker.compose.oneoff") == "True":
+                continue
+            by_service.setdefault(labels.get("com.docker.compose.service"), []).append(container)
+        return by_service
+
+    def exec_in(self, service, argv, data=None, env_names=(), **kwargs):
+        """Run argv in the service's running container, without a TTY."""
+        args = ["exec", "-T"]
+        for name in env_names:
+            args += ["-e", name]  # the value comes from this process' environment, never from argv
+        return self.run(*([*args, service, *list(argv)]), data=data, **kwargs)
+
+    def exec_container(self, container_id, argv, data=None, env_names=(), check=True, what=None, **kwargs):
+        """Run argv in a running container found by compose labels (see containers()), with `docker exec`, no TTY.
+
+        The same as exec_in for a container already looked up, without the cost of another compose invocation.
+        """
+        docker_argv = [self.docker, "exec", "-i"] if data is not None else [self.docker, "exec"]
+        for name in env_names:
+            docker_argv += ["-e", name]  # the value comes from this process' environment, never from argv
+        docker_argv += [container_id, *list(argv)]
+        rc, out, err = self.module.run_command(docker_argv, data=data, **kwargs)
+        if check and rc != 0:
+            raise ComposeError(
+                "%s failed in container %s of %s (exit %d): %s"
+                % (what or " ".join(argv), container_id[:12], self.project_src, rc, stderr_tail(err)),
+                argv=docker_argv,
+                rc=rc,
+                stderr=err,
+            )
+        return rc, out, err
+
+
+def container_state(container):
+    state = container.get("State") or {}
+    health = (state.get("Health") or {}).get("Status")
+    return {
+        "name": container.get("Name", "").lstrip("/"),
+        "id": container.get("Id"),
+        "state": state.get("Status"),
+        "health": health,
+        "image": (container.get("Config") or {}).get("Image"),
+        "image_id": container.get("Image"),
+    }
+
+
+def fail_on_compose_error(module, error, **result):
+    module.fail_json(msg=str(error), cmd=error.argv, rc=error.rc, stderr=error.stderr, **result)

@@ -1,0 +1,149 @@
+"""lorawan.tts.stack_migrate and the upgrade_path filter against sandbox deployments."""
+
+from __future__ import annotations
+
+from ttssandbox.deployment import wait_healthy
+from ttssandbox.fingerprint import data_differences
+
+
+def migrate_play(deployment, from_version: str, to_version: str, *, check: bool = False, extra: str = "") -> str:
+    return f"""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: migrate
+      lorawan.tts.stack_migrate:
+        project_src: {deployment.dir}
+        from_version: "{from_version}"
+        to_version: "{to_version}"
+{extra}      check_mode: {str(check).lower()}
+      ignore_errors: true
+"""
+
+
+def commands(result: dict) -> list[str]:
+    return [" ".join(command["argv"]) for command in result["commands"]]
+
+
+def test_one_hop_plans_runs_and_is_idempotent(deploy, run_playbook) -> None:
+    deployment = deploy("3.31.1")
+    applied = deployment.sql("SELECT count(*) FROM bun_migrations")
+    deployment.compose("stop", "stack")
+    deployment.set_stack_tag("3.32.0")
+
+    predicted = run_playbook(migrate_play(deployment, "3.31.1", "3.32.0", check=True)).result("migrate")
+    assert predicted["changed"] is True
+    assert predicted["commands"] == []
+    assert [" ".join(argv) for argv in predicted["plan"]] == ["is-db migrate", "ns-db migrate", "as-db migrate"]
+    assert deployment.sql("SELECT count(*) FROM bun_migrations") == applied
+
+    migrated = run_playbook(migrate_play(deployment, "3.31.1", "3.32.0")).result("migrate")
+    assert migrated.get("failed") is not True, migrated
+    assert migrated["changed"] is True
+    assert commands(migrated) == ["is-db migrate", "ns-db migrate", "as-db migrate"]
+    assert [command["applied"] for command in migrated["commands"]] == [True, False, False]
+    assert int(deployment.sql("SELECT count(*) FROM bun_migrations")) == int(applied) + 1
+
+    again = run_playbook(migrate_play(deployment, "3.31.1", "3.32.0")).result("migrate")
+    assert again["changed"] is False
+    assert all(command["rc"] == 0 for command in again["commands"])
+
+    assert deployment.compose("up", "--detach", "stack").returncode == 0
+    wait_healthy(deployment.dir)
+
+
+def test_refusals_run_nothing(deploy, run_playbook) -> None:
+    deployment = deploy("3.31.1")
+    before = deployment.fingerprint()
+
+    deployment.set_stack_tag("3.32.0")
+    wrong_tag = run_playbook(migrate_play(deployment, "3.31.1", "3.32.2")).result("migrate")
+    assert wrong_tag["failed"] is True
+    assert "not 3.32.2: set the tag first" in wrong_tag["msg"]
+
+    gate = run_playbook(migrate_play(deployment, "3.18.2", "3.32.0")).result("migrate")
+    assert gate["failed"] is True
+    assert "upgrade to 3.19.2 first" in gate["msg"]
+    assert "3.18.2 -> 3.19.2 -> 3.24.2 -> 3.32.0" in gate["msg"]
+    assert gate["commands"] == []
+
+    unknown = run_playbook(migrate_play(deployment, "3.31.1", "3.32.0", extra="        service: lorawan\n")).result(
+        "migrate"
+    )
+    assert unknown["failed"] is True
+    assert "unknown service(s) lorawan" in unknown["msg"]
+    assert "postgres, redis, stack" in unknown["msg"]
+
+    after = deployment.fingerprint()
+    assert after["postgres"] == before["postgres"]
+    assert after["redis"] == before["redis"]
+
+
+def test_a_failing_migration_names_the_command_and_the_way_back(deploy, run_playbook) -> None:
+    deployment = deploy("3.32.2")
+    deployment.compose("stop", "stack")
+    deployment.set_stack_tag("3.98.0")
+    failed = run_playbook(migrate_play(deployment, "3.32.2", "3.98.0")).result("migrate")
+    assert failed["failed"] is True
+    assert failed["msg"].startswith("is-db migrate failed (exit 1) migrating 3.32.2 to 3.98.0")
+    assert "backfill_gateway_regions failed" in failed["msg"]
+    assert "restore the backup" in failed["msg"]
+    assert commands(failed) == ["is-db migrate"]
+
+
+def test_redis_that_never_had_a_schema_version_gets_force(deploy, run_playbook) -> None:
+    deployment = deploy("3.31.1")
+    deployment.redis("DEL", "ttn:v3:ns:devices:schema-version")
+    deployment.set_stack_tag("3.32.0")
+    migrated = run_playbook(migrate_play(deployment, "3.31.1", "3.32.0")).result("migrate")
+    assert commands(migrated)[:2] == ["is-db migrate", "ns-db migrate --force"]
+    assert migrated["commands"][1]["applied"] is True
+    assert deployment.redis("GET", "ttn:v3:ns:devices:schema-version") == "5"
+
+
+def test_enterprise_hops_run_noc_storage_and_dcs_until_3_26(deploy, run_playbook) -> None:
+    deployment = deploy("3.24.2", "--edition", "enterprise")
+    deployment.compose("stop", "stack", "grafana")
+    for start, target, expected in (
+        ("3.24.2", "3.25.0", ["noc-db migrate", "storage-db migrate", "dcs-db migrate"]),
+        ("3.25.0", "3.26.0", ["noc-db migrate", "storage-db migrate"]),
+    ):
+        deployment.set_stack_tag(target)
+        migrated = run_playbook(migrate_play(deployment, start, target)).result("migrate")
+        assert migrated.get("failed") is not True, migrated
+        assert migrated["edition"] == "enterprise"
+        assert commands(migrated)[3:] == expected
+    storage = deployment.sql("SELECT string_agg(name, ',' ORDER BY name) FROM storage_migrations")
+    assert storage == "storage_uplinks,storage_uplinks_partitions,storage_uplinks_received_at"
+    assert deployment.compose("up", "--detach").returncode == 0
+    wait_healthy(deployment.dir)
+
+
+def test_multi_hop_upgrade_through_the_gates_keeps_the_data(deploy, run_playbook) -> None:
+    deployment = deploy("3.18.2")
+    before = deployment.fingerprint()
+    hops = run_playbook(
+        """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: plan
+      ansible.builtin.debug:
+        msg: "{{ '3.18.2' | lorawan.tts.upgrade_path('3.32.2') }}"
+"""
+    ).result("plan")["msg"]
+    assert hops == ["3.19.2", "3.24.2", "3.32.2"]
+
+    deployment.compose("stop", "stack")
+    current = "3.18.2"
+    for hop in hops:
+        deployment.set_stack_tag(hop)
+        migrated = run_playbook(migrate_play(deployment, current, hop)).result("migrate")
+        assert migrated.get("failed") is not True, migrated
+        current = hop
+    assert deployment.compose("up", "--detach", "stack").returncode == 0
+    wait_healthy(deployment.dir)
+
+    after = deployment.fingerprint()
+    assert after["stack_version"] == "3.32.2"
+    assert data_differences(before, after) == []

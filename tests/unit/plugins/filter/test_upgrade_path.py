@@ -1,0 +1,23 @@
+"""The filters as Jinja sees them."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.lorawan.tts.plugins.filter.upgrade_path import FilterModule
+
+FILTERS = FilterModule().filters()
+
+
+def test_upgrade_path_filter() -> None:
+    assert FILTERS["upgrade_path"]("3.18.2", "3.32.2") == ["3.19.2", "3.24.2", "3.32.2"]
+
+
+def test_migration_plan_filter_assumes_redis_keys_exist() -> None:
+    assert FILTERS["migration_plan"]("3.31.1", "3.32.0", "enterprise")[-1] == ["storage-db", "migrate"]
+
+
+@pytest.mark.parametrize("name", ["upgrade_path", "migration_plan"])
+def test_filters_fail_with_ansible_errors(name: str) -> None:
+    with pytest.raises(AnsibleFilterError, match="not a The Things Stack version"):
+        FILTERS[name]("latest", "3.32.0")
