@@ -20,23 +20,26 @@ description:
   - Refuses a pair that crosses 3.19.2 or 3.24 in one hop and names the hop to take
     (see the P(lorawan.tts.upgrade_path#filter) filter).
   - The compose file's stack image must already carry O(to_version) (set it with M(lorawan.tts.compose_image)).
-    Take a backup first (M(lorawan.tts.postgres_dump), M(lorawan.tts.redis_backup)): a failed migration can leave
+    Take a backup first (M(lorawan.tts.postgres_dump), M(lorawan.tts.redis_backup)); a failed migration can leave
     the databases half migrated.
 author:
-  - lorawan.tts contributors
+  - lorawan.tts contributors (!UNKNOWN)
 extends_documentation_fragment:
   - lorawan.tts.compose
+  - lorawan.tts.attributes
 attributes:
   check_mode:
     support: full
-    details: Plans the commands (reading Redis' schema-version keys) and reports them without running any;
-      C(changed) is then predicted as O(from_version) differing from O(to_version).
+    details:
+      - Plans the commands (reading Redis' schema-version keys) and reports them without running any.
+      - C(changed) is then predicted as O(from_version) differing from O(to_version).
   diff_mode:
     support: none
   idempotent:
     support: full
-    details: Migrations already applied are skipped by The Things Stack itself; C(changed) is true only when a
-      command applied one.
+    details:
+      - Migrations already applied are skipped by The Things Stack itself; C(changed) is true only when a command
+        applied one.
 options:
   service:
     description: The stack service.

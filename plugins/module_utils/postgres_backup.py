@@ -1,0 +1,554 @@
+# Copyright (c) 2026 lorawan.tts contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Dump and restore the PostgreSQL database of a TTS deployment through its compose service.
+
+Everything runs inside the postgres container with ``docker compose exec -T`` (no TTY, so binary
+dumps stay intact), and the dump streams between the container and a file on the host. The
+password travels only in the environment: the compose CLI gets ``-e PGPASSWORD`` (a name, no
+value) and finds the value in its own environment.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import re
+import tempfile
+
+from ansible.module_utils.common.text.converters import to_text
+from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, stderr_tail
+
+POSTGRES_ARGUMENT_SPEC = dict(
+    service=dict(type="str", default="postgres"),
+    database=dict(type="str", default="ttn_lorawan"),
+    user=dict(type="str"),
+    password=dict(type="str", no_log=True),
+)
+
+DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+MAINTENANCE_DATABASES = ("postgres", "template0", "template1")
+IDENTIFIER_MAX = 63
+PRE_RESTORE_INFIX = "_pre_restore_"
+TOC_ENTRY = re.compile(r"^\s*\d+;\s+\d+\s+\d+\s+(?P<rest>.*)$")
+DUMPED_FROM = re.compile(r"^;\s+Dumped from database version:\s*(?P<version>\S+)", re.MULTILINE)
+UNSUPPORTED_ARCHIVE = re.compile(r"unsupported version \(([0-9.]+)\) in file header")
+RENAME_ATTEMPTS = 50
+
+# Tables the restore created, as pg_dump would list them: ordinary and partitioned tables outside
+# the system schemas, without the tables an extension owns (pg_dump lists those as data only).
+COUNT_TABLES = (
+    "SELECT count(*) FROM pg_tables t"
+    " WHERE t.schemaname NOT IN ('pg_catalog', 'information_schema')"
+    " AND t.schemaname NOT LIKE 'pg\\_temp\\_%'"
+    " AND NOT EXISTS (SELECT 1 FROM pg_depend d"
+    " WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'"
+    " AND d.objid = (quote_ident(t.schemaname) || '.' || quote_ident(t.tablename))::regclass)"
+)
+
+
+class PostgresBackupError(ComposeError):
+    """A dump or restore step failed; the message says what, where and what to do."""
+
+    changed = False  # True when the failure left the host changed (a restore that could not be rolled back)
+
+
+def quote_ident(name):
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
+def check_database_name(name):
+    if not DATABASE_NAME.match(name or ""):
+        raise PostgresBackupError(
+            "database %r is not a plain PostgreSQL identifier: use letters, digits and underscores, "
+            "starting with a letter or underscore, at most 63 characters (for TTS: ttn_lorawan)" % (name,)
+        )
+
+
+def pg_error_tail(stderr):
+    """The stderr tail without the compose CLI's own warnings (obsolete `version` key and the like)."""
+    lines = [
+        line
+        for line in to_text(stderr or "", errors="surrogate_or_replace").splitlines()
+        if "level=warning" not in line
+    ]
+    return stderr_tail("\n".join(lines)) or stderr_tail(stderr or "")
+
+
+def compose_environment(service_config):
+    """A service's environment from the effective compose config, as a dict (it may be a list of KEY=VALUE)."""
+    environment = (service_config or {}).get("environment") or {}
+    if isinstance(environment, dict):
+        return dict((str(key), None if value is None else str(value)) for key, value in environment.items())
+    result = {}
+    for item in environment:
+        key, sep, value = str(item).partition("=")
+        result[key] = value if sep else os.environ.get(key)
+    return result
+
+
+def major_version(text):
+    """'15.18 (Debian ...)' -> (15,); '9.6.24' -> (9, 6): the part of a version that fixes the on-disk format."""
+    match = re.match(r"^\s*(\d+)(?:\.(\d+))?", text or "")
+    if not match:
+        return None
+    major = int(match.group(1))
+    if major >= 10:
+        return (major,)
+    return (major, int(match.group(2) or 0))
+
+
+def major_from_version_num(number):
+    """server_version_num (150018, 90624) -> (15,) / (9, 6)."""
+    number = int(number)
+    if number >= 100000:
+        return (number // 10000,)
+    return (number // 10000, (number // 100) % 100)
+
+
+def format_major(major):
+    return ".".join(str(part) for part in major) if major else "unknown"
+
+
+def parse_archive_list(text):
+    """Count the entries of `pg_restore --list` output and read its header."""
+    tables = 0
+    table_data = 0
+    entries = 0
+    for line in text.splitlines():
+        match = TOC_ENTRY.match(line)
+        if not match:
+            continue
+        entries += 1
+        rest = match.group("rest")
+        if rest.startswith("TABLE DATA "):
+            table_data += 1
+        elif rest.startswith("TABLE ") and not rest.startswith("TABLE ATTACH "):
+            tables += 1
+    dumped_from = DUMPED_FROM.search(text)
+    version = dumped_from.group("version") if dumped_from else None
+    return {
+        "entries": entries,
+        "tables": tables,
+        "table_data": table_data,
+        "dumped_from": version,
+        "dumped_from_major": major_version(version) if version else None,
+    }
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pre_restore_name(database, now=None):
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    suffix = PRE_RESTORE_INFIX + now.strftime("%Y%m%d_%H%M%S")
+    return database[: IDENTIFIER_MAX - len(suffix)] + suffix
+
+
+class PostgresService:
+    """The postgres service of a compose project, driven with psql, pg_dump and pg_restore inside it."""
+
+    def __init__(self, project, service="postgres", database="ttn_lorawan", user=None, password=None):
+        check_database_name(database)
+        self.project = project
+        self.service = service
+        self.database = database
+        services = project.require_services([service])
+        environment = compose_environment(services.get(service))
+        self.user = user or environment.get("POSTGRES_USER") or "postgres"
+        self.password = password if password is not None else environment.get("POSTGRES_PASSWORD")
+        self.env = {"PGPASSWORD": self.password} if self.password else {}
+
+    @classmethod
+    def from_params(cls, project, params):
+        return cls(project, params["service"], params["database"], params.get("user"), params.get("password"))
+
+    @property
+    def where(self):
+        return "service %s of %s" % (self.service, self.project.project_src)
+
+    def require_running(self):
+        containers = self.project.containers([self.service]).get(self.service) or []
+        if not any((container.get("State") or {}).get("Status") == "running" for container in containers):
+            raise PostgresBackupError(
+                "the %s service of %s is not running: start it (%s up -d %s) and retry"
+                % (self.service, self.project.project_src, self.project.command_name, self.service)
+            )
+
+    def env_names(self):
+        return ("PGPASSWORD",) if self.env else ()
+
+    def exec_args(self, argv):
+        args = ["exec", "-T"]
+        for name in self.env_names():
+            args += ["-e", name]
+        return [*args, self.service, *argv]
+
+    @staticmethod
+    def _failed(error, what):
+        """The same failure, its message without the compose CLI's warnings in the stderr tail."""
+        return ComposeError(
+            "%s failed (exit %s): %s" % (what, error.rc, pg_error_tail(error.stderr)),
+            argv=error.argv,
+            rc=error.rc,
+            stderr=error.stderr,
+        )
+
+    def stream(self, argv, stdin_path=None, stdout_path=None, what=None):
+        """Run argv in the container with stdin and/or stdout connected to host files."""
+        what = what or "%s in %s" % (argv[0], self.where)
+        try:
+            return self.project.run_with_files(
+                self.exec_args(argv), stdin_path=stdin_path, stdout_path=stdout_path, env=self.env, what=what
+            )
+        except ComposeError as error:
+            raise self._failed(error, what) from error
+
+    def psql(self, sql, database="postgres", what=None):
+        argv = ["psql", "-X", "-w", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", self.user, "-d", database]
+        what = what or "psql in %s" % self.where
+        try:
+            dummy_rc, out, dummy_err = self.project.exec_in(
+                self.service,
+                [*argv, "-c", sql],
+                env_names=self.env_names(),
+                environ_update=self.env,
+                what=what,
+            )
+        except ComposeError as error:
+            raise self._failed(error, what) from error
+        return to_text(out, errors="surrogate_or_replace").strip()
+
+    def server_facts(self, database=None):
+        """Server version, its major and whether the database exists."""
+        database = database or self.database
+        name = quote_literal(database)
+        exists = "EXISTS (SELECT 1 FROM pg_database WHERE datname = %s)" % name  # noqa: S608 a quoted literal
+        try:
+            out = self.psql(
+                "SELECT current_setting('server_version'), current_setting('server_version_num'), " + exists,
+                what="connecting to PostgreSQL as %s in %s" % (self.user, self.where),
+            )
+        except ComposeError as error:
+            raise PostgresBackupError(
+                "%s. Check that the %s service runs PostgreSQL and that the user and password options are right "
+                "(they default to POSTGRES_USER and POSTGRES_PASSWORD in its compose environment)"
+                % (error, self.service),
+                argv=error.argv,
+                rc=error.rc,
+                stderr=error.stderr,
+            ) from error
+        fields = out.splitlines()[-1].split("|") if out else []
+        if len(fields) != 3:
+            raise PostgresBackupError("unexpected answer from psql in %s: %r" % (self.where, out))
+        return {
+            "server_version": fields[0].split(" ")[0],
+            "server_major": major_from_version_num(fields[1]),
+            "exists": fields[2] == "t",
+        }
+
+    def inspect_archive(self, path, server_major=None, label=None):
+        """Read a dump with pg_restore inside the container: its table of contents, then every byte."""
+        label = label or "the dump %s" % path
+        try:
+            listing = self.stream(
+                ["pg_restore", "--list"],
+                stdin_path=path,
+                what="reading %s with pg_restore --list in %s" % (label, self.where),
+            )
+            self.stream(
+                ["pg_restore", "--file=/dev/null"],
+                stdin_path=path,
+                what="reading all of %s with pg_restore in %s" % (label, self.where),
+            )
+        except PostgresBackupError:
+            raise
+        except ComposeError as error:
+            stderr = error.stderr or ""
+            if "pg_restore:" not in stderr:
+                raise
+            unsupported = UNSUPPORTED_ARCHIVE.search(stderr)
+            if unsupported:
+                raise PostgresBackupError(
+                    "the dump was made by a newer PostgreSQL than the server's %s: restore it on a server of "
+                    "that major or newer (pg_restore in %s: unsupported archive version %s in %s)"
+                    % (format_major(server_major), self.where, unsupported.group(1), path),
+                    argv=error.argv,
+                    rc=error.rc,
+                    stderr=stderr,
+                ) from error
+            raise PostgresBackupError(
+                "%s is truncated or not a pg_dump custom-format file: pg_restore in %s cannot read it (%s). "
+                "Use a complete dump made with pg_dump --format=c (lorawan.tts.postgres_dump)"
+                % (label, self.where, pg_error_tail(stderr)),
+                argv=error.argv,
+                rc=error.rc,
+                stderr=stderr,
+            ) from error
+        archive = parse_archive_list(listing)
+        if archive["entries"] == 0:
+            raise PostgresBackupError(
+                "%s has no entries in its table of contents (pg_restore --list in %s): it is not a dump of a "
+                "database; use one made with pg_dump --format=c (lorawan.tts.postgres_dump)" % (label, self.where)
+            )
+        dumped_major = archive["dumped_from_major"]
+        if server_major and dumped_major and dumped_major > tuple(server_major):
+            raise PostgresBackupError(
+                "the dump was made by a newer PostgreSQL than the server's %s: restore it on a server of that "
+                "major or newer (%s was dumped from PostgreSQL %s; the server in %s runs %s)"
+                % (
+                    format_major(server_major),
+                    path,
+                    archive["dumped_from"],
+                    self.where,
+                    format_major(server_major),
+                )
+            )
+        return archive
+
+    def terminate_and_rename(self, old, new):
+        """Close every connection to `old` and rename it; clients that reconnect in between are closed again."""
+        sql = (
+            "DO $lorawan_tts$ DECLARE attempt integer := 0; BEGIN LOOP "
+            "PERFORM pg_stat_clear_snapshot(); "
+            "PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %(old)s "
+            "AND pid <> pg_backend_pid(); "
+            "BEGIN EXECUTE format('ALTER DATABASE %%I RENAME TO %%I', %(old)s, %(new)s); RETURN; "
+            "EXCEPTION WHEN object_in_use THEN attempt := attempt + 1; "
+            "IF attempt >= %(attempts)d THEN RAISE; END IF; PERFORM pg_sleep(0.1); END; "
+            "END LOOP; END $lorawan_tts$"
+        ) % {"old": quote_literal(old), "new": quote_literal(new), "attempts": RENAME_ATTEMPTS}
+        try:
+            self.psql(sql, what="renaming database %s to %s in %s" % (old, new, self.where))
+        except ComposeError as error:
+            raise PostgresBackupError(
+                "%s. Stop the services that keep connecting to database %s (the stack) and retry" % (error, old),
+                argv=error.argv,
+                rc=error.rc,
+                stderr=error.stderr,
+            ) from error
+
+    def terminate(self, database):
+        sessions = "pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()" % quote_literal(database)
+        self.psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM " + sessions,  # noqa: S608 a quoted literal
+            what="closing the connections to database %s in %s" % (database, self.where),
+        )
+
+    def count_tables(self, database):
+        out = self.psql(
+            COUNT_TABLES, database=database, what="counting the tables of %s in %s" % (database, self.where)
+        )
+        try:
+            return int(out.splitlines()[-1])
+        except (IndexError, ValueError):
+            raise PostgresBackupError(
+                "unexpected answer from psql counting the tables of %s in %s: %r" % (database, self.where, out)
+            ) from None
+
+
+def ensure_directory(path):
+    """Create path and its missing parents with mode 0700; return whether anything was created."""
+    missing = []
+    current = path
+    while current and not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for directory in reversed(missing):
+        os.mkdir(directory, 0o700)
+        os.chmod(directory, 0o700)
+    return bool(missing)
+
+
+def run_dump(module, project):
+    """Dump the database to params['dest'] (custom format, verified, 0600, atomic); return the module result."""
+    params = module.params
+    dest = os.path.abspath(params["dest"])
+    if os.path.isdir(dest):
+        raise PostgresBackupError(
+            "dest %s is a directory: give the path of the dump file, such as %s"
+            % (dest, os.path.join(dest, "%s.dump" % params["database"]))
+        )
+    pg = PostgresService.from_params(project, params)
+    pg.require_running()
+    facts = pg.server_facts()
+    if not facts["exists"]:
+        raise PostgresBackupError(
+            "database %s does not exist in %s: check the database option (TTS uses ttn_lorawan)"
+            % (pg.database, pg.where)
+        )
+    result = dict(changed=True, path=dest, database=pg.database, server_version=facts["server_version"])
+    if module.check_mode:
+        return result
+
+    directory = os.path.dirname(dest)
+    try:
+        ensure_directory(directory)
+    except OSError as error:
+        raise PostgresBackupError(
+            "cannot create the directory %s for the dump: %s; create it (mode 0700) or choose another dest"
+            % (directory, error)
+        ) from error
+    try:
+        fd, temp_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), suffix=".part", dir=directory)
+    except OSError as error:
+        raise PostgresBackupError(
+            "cannot write in %s: %s; make it writable or choose another dest" % (directory, error)
+        ) from error
+    os.close(fd)
+    try:
+        argv = ["pg_dump", "-w", "-U", pg.user, "--format=c"]
+        if params.get("compress") is not None:
+            argv += ["-Z", str(params["compress"])]
+        argv += ["-d", pg.database]
+        try:
+            pg.stream(argv, stdout_path=temp_path, what="pg_dump of database %s in %s" % (pg.database, pg.where))
+        except ComposeError as error:
+            raise PostgresBackupError(
+                "pg_dump of database %s in %s failed (exit %s): %s; %s was left untouched"
+                % (pg.database, pg.where, error.rc, pg_error_tail(error.stderr), dest),
+                argv=error.argv,
+                rc=error.rc,
+                stderr=error.stderr,
+            ) from error
+        archive = pg.inspect_archive(temp_path, label="the dump pg_dump just wrote (%s)" % temp_path)
+        size = os.path.getsize(temp_path)
+        checksum = sha256_of(temp_path)
+        os.chmod(temp_path, 0o600)
+        os.rename(temp_path, dest)
+    except BaseException as error:
+        if os.path.exists(temp_path):
+            os.unlink(temp_path)
+        if isinstance(error, OSError):
+            raise PostgresBackupError(
+                "writing the dump to %s failed: %s; %s was left untouched" % (dest, error, dest)
+            ) from error
+        raise
+    result.update(size=size, sha256=checksum, tables=archive["table_data"])
+    return result
+
+
+def run_restore(module, project):
+    """Replace the database with the dump params['src']; on failure put the previous database back."""
+    params = module.params
+    src = os.path.abspath(params["src"])
+    check_database_name(params["database"])
+    if params["database"] in MAINTENANCE_DATABASES:
+        raise PostgresBackupError(
+            "refusing to restore over the maintenance database %s: give the application database "
+            "(TTS uses ttn_lorawan)" % params["database"]
+        )
+    if not os.path.isfile(src):
+        raise PostgresBackupError(
+            "src %s does not exist or is not a file: give the path of a dump made by lorawan.tts.postgres_dump "
+            "(pg_dump --format=c) on this host" % src
+        )
+    pg = PostgresService.from_params(project, params)
+    pg.require_running()
+    facts = pg.server_facts()
+    archive = pg.inspect_archive(src, server_major=facts["server_major"])
+    database = pg.database
+    result = dict(
+        changed=True,
+        restored_from=src,
+        database=database,
+        tables=archive["tables"],
+        server_version=facts["server_version"],
+        dump_server_version=archive["dumped_from"],
+    )
+    if module.check_mode:
+        return result
+
+    previous = pre_restore_name(database) if facts["exists"] else None
+    if previous:
+        if pg.server_facts(previous)["exists"]:
+            raise PostgresBackupError(
+                "database %s already exists in %s: a restore in the same second left it, or an earlier one "
+                "failed; look at it, drop or rename it, and retry" % (previous, pg.where)
+            )
+        pg.terminate_and_rename(database, previous)
+    try:
+        pg.psql(
+            "CREATE DATABASE %s OWNER %s" % (quote_ident(database), quote_ident(pg.user)),
+            what="creating database %s in %s" % (database, pg.where),
+        )
+        pg.stream(
+            ["pg_restore", "-w", "-U", pg.user, "-d", database, "--exit-on-error"],
+            stdin_path=src,
+            what="pg_restore of %s into database %s in %s" % (src, database, pg.where),
+        )
+        restored = pg.count_tables(database)
+        if restored != archive["tables"]:
+            raise PostgresBackupError(
+                "the restored database %s in %s has %d tables, the dump %s has %d"
+                % (database, pg.where, restored, src, archive["tables"])
+            )
+    except ComposeError as error:
+        rollback_failure = roll_back(pg, database, previous)
+        if rollback_failure:
+            if previous:
+                where_now = (
+                    "The previous data is in database %s: drop database %s and rename %s to %s "
+                    "(ALTER DATABASE ... RENAME TO ...)" % (previous, database, previous, database)
+                )
+            else:
+                where_now = "Database %s did not exist before: drop it" % database
+            failure = PostgresBackupError(
+                "restoring %s failed: %s. Putting the previous database back failed too: %s. %s"
+                % (src, error, rollback_failure, where_now),
+                argv=error.argv,
+                rc=error.rc,
+                stderr=error.stderr,
+            )
+            failure.changed = True
+            raise failure from error
+        raise PostgresBackupError(
+            "restoring %s failed: %s. The database was returned to its previous state%s; fix the cause and retry"
+            % (src, error, "" if previous else " (it did not exist, and does not now)"),
+            argv=error.argv,
+            rc=error.rc,
+            stderr=error.stderr,
+        ) from error
+    result["tables"] = restored
+    if previous:
+        try:
+            pg.psql(
+                "DROP DATABASE %s" % quote_ident(previous),
+                what="dropping the previous database %s in %s" % (previous, pg.where),
+            )
+        except ComposeError as error:
+            module.warn(
+                "the restore succeeded, but the previous database is still there as %s (%s): drop it when "
+                "you no longer need it" % (previous, error)
+            )
+            result["previous_database"] = previous
+    return result
+
+
+def roll_back(pg, database, previous):
+    """Drop the half-restored database and rename the previous one back; return what failed, or None."""
+    try:
+        pg.terminate(database)
+        pg.psql(
+            "DROP DATABASE IF EXISTS %s" % quote_ident(database),
+            what="dropping the half-restored database %s in %s" % (database, pg.where),
+        )
+        if previous:
+            pg.terminate_and_rename(previous, database)
+    except ComposeError as error:
+        return str(error)
+    return None
