@@ -22,6 +22,7 @@ author:
   - lorawan.tts contributors (!UNKNOWN)
 extends_documentation_fragment:
   - lorawan.tts.compose
+  - lorawan.tts.attributes
 options:
   service:
     description:
@@ -58,16 +59,13 @@ options:
     choices: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - In check mode the module checks that the service runs and the database exists, and reports the file it
         would write; it writes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode with the same arguments, the second run reports no change.
     support: none
     details:
       - Every run writes a new dump and reports C(changed=true); the database may have changed since the last one.

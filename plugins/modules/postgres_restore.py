@@ -26,6 +26,7 @@ author:
   - lorawan.tts contributors (!UNKNOWN)
 extends_documentation_fragment:
   - lorawan.tts.compose
+  - lorawan.tts.attributes
 options:
   service:
     description:
@@ -58,16 +59,13 @@ options:
     required: true
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
     details:
       - In check mode the module validates O(src) (readable in full, not from a newer major version) against the
         running server and reports the restore it would do; it changes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode with the same arguments, the second run reports no change.
     support: none
     details:
       - Every run replaces the database and reports C(changed=true); the module does not compare the database with
