@@ -1,0 +1,496 @@
+# Copyright (c) 2026 lorawan.tts contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Read-only facts about a TTS docker-compose deployment, for lorawan.tts.stack_info.
+
+Everything is read from the compose configuration, from `docker inspect`, from commands run
+with `exec -T` in containers that already run, and from the host's file system. Nothing is
+started, stopped, created or written. A stopped service gives partial facts (nulls) and a
+warning, never a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+
+from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
+    ComposeError,
+    container_state,
+    stderr_tail,
+)
+
+BLOB_TARGET = "/srv/ttn-lorawan/public/blob"
+DEFAULT_PGDATA = "/var/lib/postgresql/data"
+ENTERPRISE_REPOSITORY = "thethingsindustries/lorawan-stack"
+OPEN_SOURCE_REPOSITORY = "thethingsnetwork/lorawan-stack"
+BINARIES = {"open-source": "ttn-lw-stack", "enterprise": "tti-lw-stack"}
+STACK_VERSION_LINE = re.compile(r"^Version:\s+(\S+)\s*$", re.MULTILINE)
+POSTGRES_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+POSTGRES_BIN_PATH = re.compile(r"/usr/lib/postgresql/(\d+(?:\.\d+)?)/bin")
+
+
+def parse_image(reference):
+    """Split an image reference: repository (with any registry host), tag and digest (None when absent)."""
+    reference = (reference or "").strip()
+    rest, digest = reference, None
+    if "@" in rest:
+        rest, digest = rest.split("@", 1)
+    tag = None
+    if ":" in rest.rsplit("/", 1)[-1]:
+        rest, tag = rest.rsplit(":", 1)
+    return {"image": reference, "repository": rest, "tag": tag, "digest": digest}
+
+
+def image_registry(repository):
+    """The registry host of a repository: its first component when that names a host, else docker.io."""
+    first = repository.split("/", 1)[0]
+    if "/" in repository and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def is_moving_major(parsed):
+    """True when a tag can move to another major version on a pull: no tag and no digest, or a tag with no digit."""
+    if parsed["digest"]:
+        return False
+    tag = parsed["tag"]
+    return tag is None or not re.search(r"\d", tag)
+
+
+def postgres_major(version_text):
+    """'postgres (PostgreSQL) 15.18 (Debian ...)' -> '15'; before 10 the major has two parts ('9.6')."""
+    match = POSTGRES_VERSION.search(version_text or "")
+    if not match:
+        return None
+    major = int(match.group(1))
+    if major >= 10 or match.group(2) is None:
+        return str(major)
+    return "%d.%s" % (major, match.group(2))
+
+
+def environment_dict(environment):
+    """A service's `environment`, as a mapping or as a list of NAME=value, as a dict."""
+    if isinstance(environment, dict):
+        return {str(key): ("" if value is None else str(value)) for key, value in environment.items()}
+    result = {}
+    for item in environment or []:
+        name, dummy_sep, value = str(item).partition("=")
+        result[name] = value
+    return result
+
+
+def command_list(value):
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return shlex.split(value)
+    return [str(part) for part in value]
+
+
+def tree_size(path):
+    """Total size in bytes and number of regular files under path, symlinks not followed."""
+    size = files = 0
+    for root, dummy_dirs, names in os.walk(path):
+        for name in names:
+            try:
+                info = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue  # removed while walking
+            if not os.path.islink(os.path.join(root, name)):
+                size += info.st_size
+                files += 1
+    return size, files
+
+
+def free_bytes(path):
+    """(bytes free to an unprivileged user, the existing directory measured) at path or its nearest existing parent."""
+    current = os.path.abspath(path)
+    while not os.path.exists(current):
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    stat = os.statvfs(current)
+    return stat.f_bavail * stat.f_frsize, current
+
+
+class StackFacts:
+    """Collects the `tts` facts of one compose project."""
+
+    def __init__(self, project, stack_service="stack", postgres_service="postgres", redis_service="redis"):
+        self.project = project
+        self.module = project.module
+        self.stack_service = stack_service
+        self.postgres_service = postgres_service
+        self.redis_service = redis_service
+        self.warnings = []
+        self.config = {}
+        self.service_configs = {}
+        self.containers = {}
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _first_container(self, service):
+        found = self.containers.get(service) or []
+        found = sorted(found, key=lambda c: c.get("Name", ""))
+        return found[0] if found else None
+
+    def _running(self, service):
+        container = self._first_container(service)
+        return container is not None and container_state(container)["state"] == "running"
+
+    def _exec(self, service, argv, what, hint, env=None):
+        """Run argv in the service's running container; a failure raises ComposeError saying what to do."""
+        container = self._first_container(service)
+        kwargs = {}
+        env_names = ()
+        if env:
+            kwargs["environ_update"] = env
+            env_names = tuple(sorted(env))
+        rc, out, err = self.project.exec_container(container["Id"], argv, env_names=env_names, check=False, **kwargs)
+        if rc != 0:
+            raise ComposeError(
+                "%s in service %s (container %s) failed in %s (exit %d): %s; %s"
+                % (
+                    what,
+                    service,
+                    container_state(container)["name"],
+                    self.project.project_src,
+                    rc,
+                    stderr_tail(err) or "no error output",
+                    hint,
+                ),
+                argv=argv,
+                rc=rc,
+                stderr=err,
+            )
+        return out
+
+    def _docker(self, argv):
+        """Run a docker command (not compose); (rc, out, err)."""
+        return self.module.run_command([self.project.docker, *argv])
+
+    # -- the facts -------------------------------------------------------------------------------
+
+    def collect(self):
+        self.config = self.project.config()
+        self.service_configs = dict(self.config.get("services") or {})
+        self.containers = self.project.containers()
+        images = self.images()
+        edition = self.edition(images)
+        facts = {
+            "edition": edition,
+            "images": images,
+            "services": self.services(),
+            "compose_command": self.compose_command(),
+        }
+        facts.update(self.stack(edition, images))
+        facts["redis"] = self.redis()
+        facts["postgres"] = self.postgres()
+        facts["blob"] = self.blob()
+        self.image_warnings(edition, images, facts["postgres"])
+        facts["warnings"] = self.warnings
+        return facts
+
+    def images(self):
+        images = {}
+        for name, service in sorted(self.service_configs.items()):
+            if service.get("image"):
+                images[name] = parse_image(service["image"])
+            else:
+                images[name] = {"image": None, "repository": None, "tag": None, "digest": None}
+        return images
+
+    def edition(self, images):
+        repository = (images.get(self.stack_service) or {}).get("repository") or ""
+        if repository == ENTERPRISE_REPOSITORY or repository.endswith("/" + ENTERPRISE_REPOSITORY):
+            return "enterprise"
+        if repository == OPEN_SOURCE_REPOSITORY or repository.endswith("/" + OPEN_SOURCE_REPOSITORY):
+            return "open-source"
+        binary = self.stack_binary(None)
+        for edition, name in BINARIES.items():
+            if binary == name:
+                return edition
+        return None
+
+    def stack_binary(self, edition):
+        entrypoint = command_list((self.service_configs.get(self.stack_service) or {}).get("entrypoint"))
+        if entrypoint and os.path.basename(entrypoint[0]) in BINARIES.values():
+            return os.path.basename(entrypoint[0])
+        if edition:
+            return BINARIES[edition]
+        return None
+
+    def services(self):
+        result = {}
+        for name in sorted(self.service_configs):
+            container = self._first_container(name)
+            if container is None:
+                result[name] = {"state": "absent", "health": None, "running": False, "container": None}
+                continue
+            state = container_state(container)
+            result[name] = {
+                "state": state["state"],
+                "health": state["health"],
+                "running": state["state"] == "running",
+                "container": state["name"],
+            }
+        return result
+
+    def compose_command(self):
+        rc, out, dummy_err = self.module.run_command([*list(self.project.command), "version", "--short"])
+        version = out.strip().splitlines()[0].strip() if rc == 0 and out.strip() else None
+        if version and version.startswith("v"):
+            version = version[1:]
+        return {"name": self.project.command_name, "version": version}
+
+    def stack(self, edition, images):
+        stack_image = images.get(self.stack_service) or {}
+        result = {"stack_version": None, "configured_version": stack_image.get("tag")}
+        if self.stack_service not in self.service_configs:
+            self.warnings.append(
+                "the compose project has no service %r: set stack_service to the service that runs The Things Stack"
+                % self.stack_service
+            )
+            return result
+        if not self._running(self.stack_service):
+            self.warnings.append(
+                "the stack service %r is not running: stack_version is unknown (configured_version is the image tag)"
+                % self.stack_service
+            )
+            return result
+        binary = self.stack_binary(edition) or "ttn-lw-stack"
+        out = self._exec(
+            self.stack_service,
+            [binary, "version"],
+            "reading the version with '%s version'" % binary,
+            "check that the service runs a The Things Stack image (or set stack_service)",
+        )
+        match = STACK_VERSION_LINE.search(out)
+        if match:
+            result["stack_version"] = match.group(1)
+        else:
+            self.warnings.append(
+                "'%s version' in service %s printed no 'Version:' line: stack_version is unknown"
+                % (binary, self.stack_service)
+            )
+        return result
+
+    def redis(self):
+        result = {"format": None, "version": None, "keys": None}
+        if self.redis_service not in self.service_configs:
+            self.warnings.append("the compose project has no service %r: no Redis facts" % self.redis_service)
+            return result
+        if not self._running(self.redis_service):
+            self.warnings.append("the Redis service %r is not running: no Redis facts" % self.redis_service)
+            return result
+        hint = "check that redis-cli works in the container without a password"
+        info = self._exec(self.redis_service, ["redis-cli", "--raw", "INFO"], "'redis-cli INFO'", hint)
+        keys = 0
+        for line in info.splitlines():
+            line = line.strip()
+            if line.startswith("redis_version:"):
+                result["version"] = line.split(":", 1)[1]
+            elif re.match(r"^db\d+:", line):
+                fields = dict(part.split("=", 1) for part in line.split(":", 1)[1].split(",") if "=" in part)
+                keys += int(fields.get("keys", 0))
+        result["keys"] = keys
+        out = self._exec(
+            self.redis_service, ["redis-cli", "--raw", "CONFIG", "GET", "*"], "'redis-cli CONFIG GET'", hint
+        )
+        lines = out.replace("\r\n", "\n").split("\n")
+        settings = {lines[index]: lines[index + 1] for index in range(0, len(lines) - 1, 2)}
+        if "appendonly" not in settings:
+            raise ComposeError(
+                "'redis-cli CONFIG GET *' in service %s of %s did not list 'appendonly' (CONFIG may be renamed "
+                "or disabled): the persistence format is unknown; allow CONFIG for the local client"
+                % (self.redis_service, self.project.project_src)
+            )
+        if settings["appendonly"] == "yes":
+            result["format"] = "aof-multipart" if settings.get("appenddirname") else "aof"
+        elif settings.get("save", "").strip() and settings.get("dbfilename"):
+            result["format"] = "rdb"
+        else:
+            result["format"] = "none"
+        return result
+
+    def postgres(self):
+        result = {"major_data_dir": None, "major_image": None, "database_size": None}
+        service = self.service_configs.get(self.postgres_service)
+        if service is None:
+            self.warnings.append("the compose project has no service %r: no Postgres facts" % self.postgres_service)
+            return result
+        environment = environment_dict(service.get("environment"))
+        container = self._first_container(self.postgres_service)
+        container_env = environment_dict((container or {}).get("Config", {}).get("Env"))
+        pgdata = container_env.get("PGDATA") or environment.get("PGDATA") or DEFAULT_PGDATA
+        if not self._running(self.postgres_service):
+            self.warnings.append(
+                "the Postgres service %r is not running: database_size is unknown" % self.postgres_service
+            )
+            result["major_image"] = self._image_postgres_major(service.get("image"))
+            result["major_data_dir"] = self._host_pg_version(service, pgdata)
+            return result
+        hint = "check that the service runs a postgres image"
+        out = self._exec(
+            self.postgres_service,
+            ["cat", pgdata.rstrip("/") + "/PG_VERSION"],
+            "reading PG_VERSION in the data directory %s" % pgdata,
+            hint + " and that PGDATA points at its data directory",
+        )
+        result["major_data_dir"] = out.strip() or None
+        out = self._exec(self.postgres_service, ["postgres", "--version"], "'postgres --version'", hint)
+        result["major_image"] = postgres_major(out)
+        user = environment.get("POSTGRES_USER") or "postgres"
+        database = environment.get("POSTGRES_DB") or user
+        env = {"PGPASSWORD": environment["POSTGRES_PASSWORD"]} if environment.get("POSTGRES_PASSWORD") else None
+        out = self._exec(
+            self.postgres_service,
+            [
+                "psql",
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-U",
+                user,
+                "-d",
+                database,
+                "-c",
+                "SELECT pg_database_size(current_database())",
+            ],
+            "measuring database %s with psql as %s" % (database, user),
+            "check POSTGRES_USER and POSTGRES_DB in the compose file",
+            env=env,
+        )
+        try:
+            result["database_size"] = int(out.strip())
+        except ValueError:
+            self.warnings.append("psql printed %r, not a database size: database_size is unknown" % out.strip()[:80])
+        return result
+
+    def _image_postgres_major(self, image):
+        """The Postgres major of a local image without running it: PG_MAJOR, or the bin directory in PATH."""
+        if not image:
+            return None
+        rc, out, dummy_err = self._docker(["image", "inspect", "--format", "{{json .Config.Env}}", image])
+        if rc != 0:
+            return None
+        try:
+            env = environment_dict(json.loads(out.strip() or "[]"))
+        except ValueError:
+            return None
+        if env.get("PG_MAJOR"):
+            return env["PG_MAJOR"]
+        match = POSTGRES_BIN_PATH.search(env.get("PATH", ""))
+        return match.group(1) if match else None
+
+    def _host_pg_version(self, service, pgdata):
+        """PG_VERSION read on the host through the bind mount of the data directory, when there is one."""
+        for volume in service.get("volumes") or []:
+            source, target, kind = self._volume(volume)
+            if kind != "bind" or not source or target is None:
+                continue
+            target = target.rstrip("/") or "/"
+            if pgdata == target or pgdata.startswith(target + "/"):
+                path = os.path.join(source, os.path.relpath(pgdata, target), "PG_VERSION")
+                try:
+                    with open(path) as handle:
+                        return handle.read().strip() or None
+                except OSError:
+                    return None
+        return None
+
+    def _volume(self, volume):
+        """(host source, container target, 'bind' or 'volume') of a service volume in long or short syntax."""
+        if isinstance(volume, dict):
+            source, target, kind = volume.get("source"), volume.get("target"), volume.get("type", "volume")
+        else:
+            parts = str(volume).split(":")
+            if len(parts) == 1:
+                return None, parts[0], "volume"
+            source, target = parts[0], parts[1]
+            kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+        if kind == "bind" and source:
+            source = os.path.normpath(os.path.join(self.project.project_src, os.path.expanduser(source)))
+        return source, target, kind
+
+    def blob(self):
+        result = {"path": None, "size": None, "files": None}
+        service = self.service_configs.get(self.stack_service)
+        if service is None:
+            return result
+        environment = environment_dict(service.get("environment"))
+        target = (environment.get("TTN_LW_BLOB_LOCAL_DIRECTORY") or BLOB_TARGET).rstrip("/")
+        for volume in service.get("volumes") or []:
+            source, volume_target, kind = self._volume(volume)
+            if (volume_target or "").rstrip("/") != target:
+                continue
+            if kind == "volume" and source:
+                source = self._volume_mountpoint(source)
+            if source and os.path.isdir(source):
+                result["path"] = source
+                result["size"], result["files"] = tree_size(source)
+            else:
+                self.warnings.append(
+                    "the blob directory %s (mounted at %s in service %s) was not found on the host: blob size unknown"
+                    % (source, target, self.stack_service)
+                )
+            return result
+        self.warnings.append(
+            "service %s mounts no volume at %s: uploaded pictures are not on the host (blob size unknown)"
+            % (self.stack_service, target)
+        )
+        return result
+
+    def _volume_mountpoint(self, key):
+        """The host directory of a named volume (its compose name, from the top-level volumes section)."""
+        declared = (self.config.get("volumes") or {}).get(key) or {}
+        name = declared.get("name") or key
+        rc, out, dummy_err = self._docker(["volume", "inspect", "--format", "{{.Mountpoint}}", name])
+        return out.strip() if rc == 0 and out.strip() else None
+
+    def image_warnings(self, edition, images, postgres):
+        for service, kind in ((self.postgres_service, "Postgres"), (self.redis_service, "Redis")):
+            parsed = images.get(service)
+            if parsed and parsed["image"] and is_moving_major(parsed):
+                self.warnings.append(
+                    "the %s image %s of service %s is on %s: a pull can move it to another major version; pin a "
+                    "version tag (the major the data was written with)"
+                    % (kind, parsed["image"], service, "tag %r" % parsed["tag"] if parsed["tag"] else "no tag")
+                )
+        if (
+            postgres["major_image"]
+            and postgres["major_data_dir"]
+            and postgres["major_image"] != postgres["major_data_dir"]
+        ):
+            self.warnings.append(
+                "the Postgres image of service %s is major %s but its data directory was written by major %s: "
+                "Postgres cannot open it; put the image back on %s (or dump, then restore into the new major)"
+                % (
+                    self.postgres_service,
+                    postgres["major_image"],
+                    postgres["major_data_dir"],
+                    postgres["major_data_dir"],
+                )
+            )
+        grafana = images.get("grafana")
+        stack = images.get(self.stack_service)
+        if edition == "enterprise" and grafana and grafana["image"] and stack and grafana["tag"] != stack["tag"]:
+            self.warnings.append(
+                "the grafana image tag %s differs from the stack's %s: on Enterprise they must match"
+                % (grafana["tag"], stack["tag"])
+            )
+
+
+def stack_info(project, stack_service="stack", postgres_service="postgres", redis_service="redis", backup_dir=None):
+    facts = StackFacts(project, stack_service, postgres_service, redis_service).collect()
+    facts["backup_dir_free"] = None
+    if backup_dir:
+        facts["backup_dir_free"], dummy_measured = free_bytes(backup_dir)
+    return facts
