@@ -21,6 +21,7 @@ from .common import (
     TEMPLATES_DIR,
     SandboxError,
     compose,
+    run,
 )
 from .host import docker_answers, registry_answers
 from .seed import SEED_SIZES, postgres_sql, redis_commands, write_pictures
@@ -97,11 +98,20 @@ def healthz_status(port: int) -> int | None:
         return None
 
 
+def stack_health(directory: Path) -> str:
+    container = compose(directory, "ps", "--quiet", "stack", check=False).stdout.decode().strip()
+    if not container:
+        return "missing"
+    result = run(["docker", "inspect", "--format", "{{.State.Health.Status}}", container], check=False)
+    return result.stdout.decode().strip()
+
+
 def wait_healthy(directory: Path, timeout: float = HEALTH_TIMEOUT) -> None:
+    """Until /healthz answers 200 and Docker's own health check says healthy, as operators see it."""
     port = healthz_port(directory)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if healthz_status(port) == 200:
+        if healthz_status(port) == 200 and stack_health(directory) == "healthy":
             return
         time.sleep(0.5)
     logs = compose(directory, "logs", "--no-color", "--tail", "3", "stack", check=False).stdout.decode(errors="replace")
