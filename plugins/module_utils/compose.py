@@ -42,6 +42,20 @@ def stderr_tail(text):
     return " | ".join(lines[-STDERR_TAIL_LINES:])
 
 
+def environment_dict(environment):
+    """A compose service's `environment` (a mapping or a list of NAME=value), or a container's `Env` list, as a dict.
+
+    A mapping's null stays None; a NAME without `=` in a list takes this process' value, as compose does.
+    """
+    if isinstance(environment, dict):
+        return {str(key): (None if value is None else str(value)) for key, value in environment.items()}
+    result = {}
+    for item in environment or []:
+        name, sep, value = str(item).partition("=")
+        result[name] = value if sep else os.environ.get(name)
+    return result
+
+
 class ComposeProject:
     """A compose project on the managed host, and the CLI that drives it."""
 

@@ -63,7 +63,8 @@ class ComposeFileError(Exception):
 
 
 # ---------------------------------------------------------------------------
-# Tags and image references
+# Tags and image references. The other modules read image references with parse_image too;
+# it needs no ruamel.yaml, so they import this file without it.
 
 
 def validate_tag(tag: str) -> None:
@@ -96,6 +97,11 @@ class ImageReference:
     tag_span: Optional[Tuple[int, int]]
     digest_span: Optional[Tuple[int, int]]
     variables: Tuple[Variable, ...]
+
+    @property
+    def repository(self) -> str:
+        """The name without tag and digest, registry host included (localhost:5000/thethingsnetwork/lorawan-stack)."""
+        return self.image[: self.name_end]
 
     @property
     def tag(self) -> Optional[str]:
@@ -173,7 +179,15 @@ def parse_image(image: str) -> ImageReference:
 
 
 def image_with_tag(reference: ImageReference, tag: str) -> str:
-    return reference.image[: reference.name_end] + ":" + tag
+    return reference.repository + ":" + tag
+
+
+def image_registry(repository: str) -> str:
+    """The registry host of a repository: its first component when that names a host, else docker.io."""
+    first = repository.split("/", 1)[0]
+    if "/" in repository and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
 
 
 # ---------------------------------------------------------------------------

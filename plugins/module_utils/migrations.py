@@ -10,6 +10,8 @@ import re
 import time
 
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError
+from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import parse_image
+from ansible_collections.lorawan.tts.plugins.module_utils.editions import stack_edition
 from ansible_collections.lorawan.tts.plugins.module_utils.versions import (
     REDIS_SCHEMA_KEYS,
     VersionError,
@@ -17,39 +19,20 @@ from ansible_collections.lorawan.tts.plugins.module_utils.versions import (
     parse_version,
 )
 
-BINARIES = {"ttn-lw-stack": "open-source", "tti-lw-stack": "enterprise"}
-REPOSITORIES = {"thethingsnetwork/lorawan-stack": "open-source", "thethingsindustries/lorawan-stack": "enterprise"}
 UP_TO_DATE = "Database is up to date"
 OUTPUT_TAIL_LINES = 5
 COMPOSE_NOISE = re.compile(r"^\s*(Container|Network|Volume|Image) \S+ \w+|^time=\".*level=warning")
 
 
-def split_image(image):
-    """('localhost:5000/thethingsnetwork/lorawan-stack', '3.32.0') from an image reference; tag may be None."""
-    name = image.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        return name[:colon], name[colon + 1 :]
-    return name, None
-
-
 def detect_edition(service_config):
-    """The edition from the stack service's entrypoint binary, else from its image repository."""
-    entrypoint = service_config.get("entrypoint") or []
-    if isinstance(entrypoint, str):
-        entrypoint = entrypoint.split()
-    for word in entrypoint:
-        if word in BINARIES:
-            return BINARIES[word]
-    repository = split_image(service_config.get("image", ""))[0]
-    for suffix, edition in REPOSITORIES.items():
-        if repository == suffix or repository.endswith("/" + suffix):
-            return edition
-    raise VersionError(
-        "cannot tell the edition of the stack service (image %r): set edition to open-source or enterprise"
-        % service_config.get("image")
-    )
+    """The edition of the stack service (see editions.stack_edition); raises when neither binary nor image tells."""
+    edition = stack_edition(service_config)
+    if edition is None:
+        raise VersionError(
+            "cannot tell the edition of the stack service (image %r): set edition to open-source or enterprise"
+            % service_config.get("image")
+        )
+    return edition
 
 
 def output_summary(text):
@@ -77,7 +60,7 @@ class StackMigration:
 
     def check_image_tag(self):
         image = self.stack_config.get("image", "")
-        tag = split_image(image)[1]
+        tag = parse_image(image).tag
         if tag is None or parse_version(tag) != parse_version(self.to_version):
             raise VersionError(
                 "the compose file runs %s for service %s, not %s: set the tag first "

@@ -13,13 +13,13 @@ value) and finds the value in its own environment.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 import re
 import tempfile
 
 from ansible.module_utils.common.text.converters import to_text
-from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, stderr_tail
+from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, environment_dict, stderr_tail
+from ansible_collections.lorawan.tts.plugins.module_utils.files import ensure_directory, file_sha256
 
 POSTGRES_ARGUMENT_SPEC = dict(
     service=dict(type="str", default="postgres"),
@@ -81,18 +81,6 @@ def pg_error_tail(stderr):
     return stderr_tail("\n".join(lines)) or stderr_tail(stderr or "")
 
 
-def compose_environment(service_config):
-    """A service's environment from the effective compose config, as a dict (it may be a list of KEY=VALUE)."""
-    environment = (service_config or {}).get("environment") or {}
-    if isinstance(environment, dict):
-        return dict((str(key), None if value is None else str(value)) for key, value in environment.items())
-    result = {}
-    for item in environment:
-        key, sep, value = str(item).partition("=")
-        result[key] = value if sep else os.environ.get(key)
-    return result
-
-
 def major_version(text):
     """'15.18 (Debian ...)' -> (15,); '9.6.24' -> (9, 6): the part of a version that fixes the on-disk format."""
     match = re.match(r"^\s*(\d+)(?:\.(\d+))?", text or "")
@@ -142,14 +130,6 @@ def parse_archive_list(text):
     }
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def pre_restore_name(database, now=None):
     now = now or datetime.datetime.now(datetime.timezone.utc)
     suffix = PRE_RESTORE_INFIX + now.strftime("%Y%m%d_%H%M%S")
@@ -165,7 +145,7 @@ class PostgresService:
         self.service = service
         self.database = database
         services = project.require_services([service])
-        environment = compose_environment(services.get(service))
+        environment = environment_dict((services.get(service) or {}).get("environment"))
         self.user = user or environment.get("POSTGRES_USER") or "postgres"
         self.password = password if password is not None else environment.get("POSTGRES_PASSWORD")
         self.env = {"PGPASSWORD": self.password} if self.password else {}
@@ -358,22 +338,6 @@ class PostgresService:
             ) from None
 
 
-def ensure_directory(path):
-    """Create path and its missing parents with mode 0700; return whether anything was created."""
-    missing = []
-    current = path
-    while current and not os.path.isdir(current):
-        missing.append(current)
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    for directory in reversed(missing):
-        os.mkdir(directory, 0o700)
-        os.chmod(directory, 0o700)
-    return bool(missing)
-
-
 def run_dump(module, project):
     """Dump the database to params['dest'] (custom format, verified, 0600, atomic); return the module result."""
     params = module.params
@@ -427,7 +391,7 @@ def run_dump(module, project):
             ) from error
         archive = pg.inspect_archive(temp_path, label="the dump pg_dump just wrote (%s)" % temp_path)
         size = os.path.getsize(temp_path)
-        checksum = sha256_of(temp_path)
+        checksum = file_sha256(temp_path)
         os.chmod(temp_path, 0o600)
         os.rename(temp_path, dest)
     except BaseException as error:

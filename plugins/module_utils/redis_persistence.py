@@ -26,6 +26,7 @@ import time
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, container_state
+from ansible_collections.lorawan.tts.plugins.module_utils.files import file_sha256
 
 FORMATS = ("aof-multipart", "aof", "rdb")
 CONSISTENCY_MODES = ("stop", "rewrite")
@@ -134,6 +135,14 @@ def detect_format(config):
     return "rdb", config.get("dbfilename") or "dump.rdb"
 
 
+def persistence_format(config):
+    """The format detect_format names, or "none" when the server persists nothing (no AOF, no save points)."""
+    fmt, dummy_target = detect_format(config)
+    if fmt == "rdb" and not (config.get("save", "").strip() and config.get("dbfilename")):
+        return "none"
+    return fmt
+
+
 def version_tuple(version):
     return tuple(int(part) for part in re.findall(r"\d+", version or "")[:3])
 
@@ -149,14 +158,6 @@ def format_description(fmt, target):
 def keys_match(recorded, recorded_expires, actual):
     """Whether a restored server's key count fits the recorded one (keys with an expiry may have expired)."""
     return recorded - recorded_expires <= actual <= recorded
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def listing_sha256(files):

@@ -13,7 +13,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
     container_state,
     stderr_tail,
 )
-from ansible_collections.lorawan.tts.plugins.module_utils.stack_facts import image_registry, parse_image
+from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import image_registry, parse_image
 
 STATES = ("pulled", "stopped", "started", "present")
 UP_STATES = ("running", "restarting", "paused")  # what `stop` has to act on
@@ -69,7 +69,7 @@ def pull_failure_message(project_src, images, stderr):
     """Why `compose pull` failed (missing tag, access, unreachable registry), and what to do."""
     failed = {service: image for service, image in images.items() if image in stderr} or images
     listing = ", ".join("%s of service %s" % (image, service) for service, image in sorted(failed.items()))
-    registries = ", ".join(sorted({image_registry(parse_image(image)["repository"]) for image in failed.values()}))
+    registries = ", ".join(sorted({image_registry(parse_image(image).repository) for image in failed.values()}))
     text = stderr.lower()
     if any(marker in text for marker in TAG_MISSING):
         reason = "the tag does not exist in the registry %s" % registries

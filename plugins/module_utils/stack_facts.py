@@ -15,42 +15,37 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
     ComposeError,
     container_state,
+    environment_dict,
     stderr_tail,
+)
+from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import parse_image
+from ansible_collections.lorawan.tts.plugins.module_utils.editions import stack_binary, stack_edition
+from ansible_collections.lorawan.tts.plugins.module_utils.redis_persistence import (
+    keyspace_totals,
+    parse_info,
+    persistence_format,
 )
 
 BLOB_TARGET = "/srv/ttn-lorawan/public/blob"
 DEFAULT_PGDATA = "/var/lib/postgresql/data"
-ENTERPRISE_REPOSITORY = "thethingsindustries/lorawan-stack"
-OPEN_SOURCE_REPOSITORY = "thethingsnetwork/lorawan-stack"
-BINARIES = {"open-source": "ttn-lw-stack", "enterprise": "tti-lw-stack"}
 STACK_VERSION_LINE = re.compile(r"^Version:\s+(\S+)\s*$", re.MULTILINE)
 POSTGRES_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 POSTGRES_BIN_PATH = re.compile(r"/usr/lib/postgresql/(\d+(?:\.\d+)?)/bin")
 
 
-def parse_image(reference):
-    """Split an image reference: repository (with any registry host), tag and digest (None when absent)."""
-    reference = (reference or "").strip()
-    rest, digest = reference, None
-    if "@" in rest:
-        rest, digest = rest.split("@", 1)
-    tag = None
-    if ":" in rest.rsplit("/", 1)[-1]:
-        rest, tag = rest.rsplit(":", 1)
-    return {"image": reference, "repository": rest, "tag": tag, "digest": digest}
-
-
-def image_registry(repository):
-    """The registry host of a repository: its first component when that names a host, else docker.io."""
-    first = repository.split("/", 1)[0]
-    if "/" in repository and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
+def image_facts(image):
+    """An image reference as the facts show it: the reference, its repository (with any registry host), tag, digest."""
+    reference = parse_image(image.strip())
+    return {
+        "image": reference.image,
+        "repository": reference.repository,
+        "tag": reference.tag,
+        "digest": reference.digest,
+    }
 
 
 def is_moving_major(parsed):
@@ -70,25 +65,6 @@ def postgres_major(version_text):
     if major >= 10 or match.group(2) is None:
         return str(major)
     return "%d.%s" % (major, match.group(2))
-
-
-def environment_dict(environment):
-    """A service's `environment`, as a mapping or as a list of NAME=value, as a dict."""
-    if isinstance(environment, dict):
-        return {str(key): ("" if value is None else str(value)) for key, value in environment.items()}
-    result = {}
-    for item in environment or []:
-        name, dummy_sep, value = str(item).partition("=")
-        result[name] = value
-    return result
-
-
-def command_list(value):
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return shlex.split(value)
-    return [str(part) for part in value]
 
 
 def tree_size(path):
@@ -181,7 +157,7 @@ class StackFacts:
         self.service_configs = dict(self.config.get("services") or {})
         self.containers = self.project.containers()
         images = self.images()
-        edition = self.edition(images)
+        edition = stack_edition(self.service_configs.get(self.stack_service) or {})
         facts = {
             "edition": edition,
             "images": images,
@@ -200,30 +176,10 @@ class StackFacts:
         images = {}
         for name, service in sorted(self.service_configs.items()):
             if service.get("image"):
-                images[name] = parse_image(service["image"])
+                images[name] = image_facts(service["image"])
             else:
                 images[name] = {"image": None, "repository": None, "tag": None, "digest": None}
         return images
-
-    def edition(self, images):
-        repository = (images.get(self.stack_service) or {}).get("repository") or ""
-        if repository == ENTERPRISE_REPOSITORY or repository.endswith("/" + ENTERPRISE_REPOSITORY):
-            return "enterprise"
-        if repository == OPEN_SOURCE_REPOSITORY or repository.endswith("/" + OPEN_SOURCE_REPOSITORY):
-            return "open-source"
-        binary = self.stack_binary(None)
-        for edition, name in BINARIES.items():
-            if binary == name:
-                return edition
-        return None
-
-    def stack_binary(self, edition):
-        entrypoint = command_list((self.service_configs.get(self.stack_service) or {}).get("entrypoint"))
-        if entrypoint and os.path.basename(entrypoint[0]) in BINARIES.values():
-            return os.path.basename(entrypoint[0])
-        if edition:
-            return BINARIES[edition]
-        return None
 
     def services(self):
         result = {}
@@ -263,7 +219,7 @@ class StackFacts:
                 % self.stack_service
             )
             return result
-        binary = self.stack_binary(edition) or "ttn-lw-stack"
+        binary = stack_binary(self.service_configs[self.stack_service], edition) or "ttn-lw-stack"
         out = self._exec(
             self.stack_service,
             [binary, "version"],
@@ -289,16 +245,9 @@ class StackFacts:
             self.warnings.append("the Redis service %r is not running: no Redis facts" % self.redis_service)
             return result
         hint = "check that redis-cli works in the container without a password"
-        info = self._exec(self.redis_service, ["redis-cli", "--raw", "INFO"], "'redis-cli INFO'", hint)
-        keys = 0
-        for line in info.splitlines():
-            line = line.strip()
-            if line.startswith("redis_version:"):
-                result["version"] = line.split(":", 1)[1]
-            elif re.match(r"^db\d+:", line):
-                fields = dict(part.split("=", 1) for part in line.split(":", 1)[1].split(",") if "=" in part)
-                keys += int(fields.get("keys", 0))
-        result["keys"] = keys
+        info = parse_info(self._exec(self.redis_service, ["redis-cli", "--raw", "INFO"], "'redis-cli INFO'", hint))
+        result["version"] = info.get("redis_version")
+        result["keys"], dummy_expires = keyspace_totals(info)
         out = self._exec(
             self.redis_service, ["redis-cli", "--raw", "CONFIG", "GET", "*"], "'redis-cli CONFIG GET'", hint
         )
@@ -310,12 +259,7 @@ class StackFacts:
                 "or disabled): the persistence format is unknown; allow CONFIG for the local client"
                 % (self.redis_service, self.project.project_src)
             )
-        if settings["appendonly"] == "yes":
-            result["format"] = "aof-multipart" if settings.get("appenddirname") else "aof"
-        elif settings.get("save", "").strip() and settings.get("dbfilename"):
-            result["format"] = "rdb"
-        else:
-            result["format"] = "none"
+        result["format"] = persistence_format(settings)
         return result
 
     def postgres(self):
@@ -387,7 +331,7 @@ class StackFacts:
             return None
         if env.get("PG_MAJOR"):
             return env["PG_MAJOR"]
-        match = POSTGRES_BIN_PATH.search(env.get("PATH", ""))
+        match = POSTGRES_BIN_PATH.search(env.get("PATH") or "")
         return match.group(1) if match else None
 
     def _host_pg_version(self, service, pgdata):

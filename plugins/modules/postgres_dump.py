@@ -22,13 +22,9 @@ author:
   - lorawan.tts contributors (!UNKNOWN)
 extends_documentation_fragment:
   - lorawan.tts.compose
+  - lorawan.tts.postgres
   - lorawan.tts.attributes
 options:
-  service:
-    description:
-      - The compose service that runs PostgreSQL. It must be running.
-    type: str
-    default: postgres
   database:
     description:
       - The database to dump. Only letters, digits and underscores, starting with a letter or underscore.
@@ -38,12 +34,6 @@ options:
     description:
       - The PostgreSQL role to connect as.
       - Defaults to C(POSTGRES_USER) in the service's compose environment, else C(postgres).
-    type: str
-  password:
-    description:
-      - The role's password, given to the tools in the container as C(PGPASSWORD) through the environment only.
-      - Defaults to C(POSTGRES_PASSWORD) in the service's compose environment. Connections over the container's
-        local socket usually need none.
     type: str
   dest:
     description:

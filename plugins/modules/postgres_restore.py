@@ -26,13 +26,9 @@ author:
   - lorawan.tts contributors (!UNKNOWN)
 extends_documentation_fragment:
   - lorawan.tts.compose
+  - lorawan.tts.postgres
   - lorawan.tts.attributes
 options:
-  service:
-    description:
-      - The compose service that runs PostgreSQL. It must be running.
-    type: str
-    default: postgres
   database:
     description:
       - The database to replace. Only letters, digits and underscores, starting with a letter or underscore, and
@@ -45,12 +41,6 @@ options:
       - The PostgreSQL role to connect as; it owns the new database. It must be allowed to create, rename and drop
         databases and to terminate other sessions (the superuser the postgres image creates can).
       - Defaults to C(POSTGRES_USER) in the service's compose environment, else C(postgres).
-    type: str
-  password:
-    description:
-      - The role's password, given to the tools in the container as C(PGPASSWORD) through the environment only.
-      - Defaults to C(POSTGRES_PASSWORD) in the service's compose environment. Connections over the container's
-        local socket usually need none.
     type: str
   src:
     description:

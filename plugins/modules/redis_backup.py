@@ -34,6 +34,7 @@ author:
   - lorawan.tts contributors (!UNKNOWN)
 extends_documentation_fragment:
   - lorawan.tts.compose
+  - lorawan.tts.redis
   - lorawan.tts.attributes
 attributes:
   check_mode:
@@ -46,10 +47,6 @@ attributes:
     support: none
     details: Every run makes a new backup directory and reports C(changed=true).
 options:
-  service:
-    description: The Redis service in the compose project.
-    type: str
-    default: redis
   dest:
     description:
       - The directory to create the backup in, on the managed host. Each backup is a new sub-directory

@@ -30,6 +30,7 @@ author:
   - lorawan.tts contributors (!UNKNOWN)
 extends_documentation_fragment:
   - lorawan.tts.compose
+  - lorawan.tts.redis
   - lorawan.tts.attributes
 attributes:
   check_mode:
@@ -42,10 +43,6 @@ attributes:
     support: none
     details: Every run stops Redis and replaces its data, and reports C(changed=true).
 options:
-  service:
-    description: The Redis service in the compose project.
-    type: str
-    default: redis
   src:
     description:
       - A backup made by M(lorawan.tts.redis_backup), the directory it returned as

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ttssandbox.common import psql_args
 from ttssandbox.deployment import healthz_port, healthz_status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,23 +45,7 @@ class Deployment:
         return self.compose("run", "--rm", "-T", "stack", *args)
 
     def sql(self, query: str) -> str:
-        result = self.compose(
-            "exec",
-            "-T",
-            "postgres",
-            "psql",
-            "-X",
-            "-A",
-            "-t",
-            "-U",
-            "root",
-            "-d",
-            "ttn_lorawan",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            query,
-        )
+        result = self.compose(*psql_args("-X", "-A", "-t", "-c", query))
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 

@@ -64,3 +64,8 @@ def run(
 
 def compose(directory: Path, *args: str, check: bool = True, input: bytes | None = None):  # noqa: A002
     return run(["docker", "compose", *args], cwd=directory, check=check, input=input, what=f"docker compose {args[0]}")
+
+
+def psql_args(*options: str) -> list[str]:
+    """`docker compose` arguments that run psql in a deployment's database as its superuser, stopping at an error."""
+    return ["exec", "-T", "postgres", "psql", *options, "-v", "ON_ERROR_STOP=1", "-U", "root", "-d", "ttn_lorawan"]

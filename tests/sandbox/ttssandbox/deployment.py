@@ -21,6 +21,7 @@ from .common import (
     TEMPLATES_DIR,
     SandboxError,
     compose,
+    psql_args,
     run,
 )
 from .host import docker_answers, registry_answers
@@ -220,21 +221,7 @@ def start_and_seed(directory: Path, version: str, edition: str, seed: str) -> No
     wait_for_databases(directory)
     for command in migrations(version, edition):
         compose(directory, "run", "--rm", "-T", "--no-deps", "stack", *command)
-    compose(
-        directory,
-        "exec",
-        "-T",
-        "postgres",
-        "psql",
-        "-q",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-U",
-        "root",
-        "-d",
-        "ttn_lorawan",
-        input=postgres_sql(seed).encode(),
-    )
+    compose(directory, *psql_args("-q"), input=postgres_sql(seed).encode())
     piped = compose(directory, "exec", "-T", "redis", "redis-cli", "--pipe", input=redis_commands(seed))
     if b"errors: 0" not in piped.stdout:
         raise SandboxError(f"seeding Redis in {directory} failed: {piped.stdout.decode(errors='replace').strip()}")

@@ -12,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from .common import EDITIONS, SandboxError, compose
+from .common import EDITIONS, SandboxError, compose, psql_args
 from .deployment import edition_of
 
 TABLE_CHECKSUMS = r"""
@@ -60,26 +60,7 @@ SCHEMA_KEY_SUFFIX = "schema-version"
 
 
 def postgres_tables(directory: Path) -> dict[str, dict[str, object]]:
-    result = compose(
-        directory,
-        "exec",
-        "-T",
-        "postgres",
-        "psql",
-        "-X",
-        "-A",
-        "-t",
-        "-F",
-        "\t",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-U",
-        "root",
-        "-d",
-        "ttn_lorawan",
-        "-c",
-        TABLE_CHECKSUMS,
-    )
+    result = compose(directory, *psql_args("-X", "-A", "-t", "-F", "\t", "-c", TABLE_CHECKSUMS))
     tables: dict[str, dict[str, object]] = {}
     for line in result.stdout.decode().splitlines():
         name, rows, checksum = line.split("\t")

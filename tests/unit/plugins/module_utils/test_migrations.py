@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.lorawan.tts.plugins.module_utils.migrations import detect_edition, output_summary, split_image
+from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import parse_image
+from ansible_collections.lorawan.tts.plugins.module_utils.migrations import detect_edition, output_summary
 from ansible_collections.lorawan.tts.plugins.module_utils.versions import VersionError
 
 
@@ -19,8 +20,9 @@ from ansible_collections.lorawan.tts.plugins.module_utils.versions import Versio
         ("redis@sha256:" + "a" * 64, ("redis", None)),
     ],
 )
-def test_split_image(image: str, parts: tuple) -> None:
-    assert split_image(image) == parts
+def test_image_repository_and_tag(image: str, parts: tuple) -> None:
+    reference = parse_image(image)
+    assert (reference.repository, reference.tag) == parts
 
 
 def test_edition_from_entrypoint_then_image() -> None:

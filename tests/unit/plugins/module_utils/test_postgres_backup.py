@@ -6,11 +6,10 @@ import datetime
 from pathlib import Path
 
 import pytest
-from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError
+from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, environment_dict
 from ansible_collections.lorawan.tts.plugins.module_utils.postgres_backup import (
     PostgresBackupError,
     PostgresService,
-    compose_environment,
     major_version,
     parse_archive_list,
     pre_restore_name,
@@ -253,12 +252,12 @@ def test_dump_passes_the_password_by_name_only(tmp_path: Path) -> None:
 
 
 def test_credentials_come_from_either_environment_form() -> None:
-    assert compose_environment({"environment": ["POSTGRES_USER=ttn", "A=b=c", "EMPTY="]}) == {
+    assert environment_dict(["POSTGRES_USER=ttn", "A=b=c", "EMPTY="]) == {
         "POSTGRES_USER": "ttn",
         "A": "b=c",
         "EMPTY": "",
     }
-    assert compose_environment({"environment": {"POSTGRES_USER": "ttn", "N": 5, "U": None}}) == {
+    assert environment_dict({"POSTGRES_USER": "ttn", "N": 5, "U": None}) == {
         "POSTGRES_USER": "ttn",
         "N": "5",
         "U": None,

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError
+from ansible_collections.lorawan.tts.plugins.module_utils.files import file_sha256
 from ansible_collections.lorawan.tts.plugins.module_utils.redis_persistence import (
     CREATED_BY,
     METADATA,
     METADATA_VERSION,
     RedisPersistence,
     RedisPersistenceError,
-    file_sha256,
 )
 
 CONFIG_REPLIES = "\n".join(
