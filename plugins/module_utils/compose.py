@@ -189,6 +189,20 @@ class ComposeProject:
             by_service.setdefault(labels.get("com.docker.compose.service"), []).append(container)
         return by_service
 
+    def docker_command(self, args, what=None):
+        """Run a plain docker command (not compose) on the host; raise ComposeError with the stderr tail."""
+        argv = [self.docker, *args]
+        rc, out, err = self.module.run_command(argv)
+        if rc != 0:
+            raise ComposeError(
+                "%s failed for %s (exit %d): %s"
+                % (what or "docker " + args[0], self.project_src, rc, stderr_tail(err)),
+                argv=argv,
+                rc=rc,
+                stderr=err,
+            )
+        return out
+
     def exec_in(self, service, argv, data=None, env_names=(), **kwargs):
         """Run argv in the service's running container, without a TTY."""
         args = ["exec", "-T"]

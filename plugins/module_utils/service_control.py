@@ -13,7 +13,11 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
     container_state,
     stderr_tail,
 )
-from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import image_registry, parse_image
+from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import (
+    image_registry,
+    image_with_tag,
+    parse_image,
+)
 
 STATES = ("pulled", "stopped", "started", "present")
 UP_STATES = ("running", "restarting", "paused")  # what `stop` has to act on
@@ -94,8 +98,9 @@ def pull_failure_message(project_src, images, stderr):
 class ServiceControl:
     """Brings the named services of a compose project to a state; `result` always holds what is known so far."""
 
-    def __init__(self, project, services=None, check_mode=False):
+    def __init__(self, project, services=None, check_mode=False, tag=None):
         self.project = project
+        self.tag = tag
         self.module = project.module
         self.check_mode = check_mode
         configs = project.services()
@@ -110,8 +115,12 @@ class ServiceControl:
     # -- observation -----------------------------------------------------------------------------
 
     def images(self):
-        """The image each named service is configured with (services built without an image are left out)."""
-        return {name: self.configs[name]["image"] for name in self.services if self.configs[name].get("image")}
+        """The image of each named service (services built without an image are left out): the configured one,
+        or its repository with `tag` when a tag is given."""
+        configured = {name: self.configs[name]["image"] for name in self.services if self.configs[name].get("image")}
+        if self.tag is None:
+            return configured
+        return {name: image_with_tag(parse_image(image), self.tag) for name, image in configured.items()}
 
     def local_image_id(self, image):
         rc, out, dummy_err = self.module.run_command(
@@ -169,7 +178,11 @@ class ServiceControl:
             self.result["changed"] = any(ids_before.get(service) is None for service in images)
             return
         try:
-            self.project.run("pull", "--quiet", *list(images), what="pulling the images of %s" % ", ".join(images))
+            if self.tag is None:
+                self.project.run("pull", "--quiet", *list(images), what="pulling the images of %s" % ", ".join(images))
+            else:
+                for image in sorted(set(images.values())):
+                    self.project.docker_command(["pull", "--quiet", image], what="pulling %s" % image)
         except ComposeError as error:
             raise ComposeError(
                 pull_failure_message(self.project.project_src, images, error.stderr or str(error)),

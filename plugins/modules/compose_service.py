@@ -51,6 +51,13 @@ options:
       - How long to wait with O(wait), in seconds, before failing with each service's state and last health check.
     type: int
     default: 120
+  tag:
+    description:
+      - With O(state=pulled), pull each service's configured repository with this tag instead of the configured
+        tag, without changing the compose file; for pulling every version an upgrade path needs before anything
+        is stopped. RV(image_ids) then refers to these images.
+    type: str
+    version_added: 0.1.0
 attributes:
   check_mode:
     support: full
@@ -86,6 +93,13 @@ EXAMPLES = r"""
     project_src: /srv/tts
     services: [stack]
     state: stopped
+
+- name: Pull 3.32.0 ahead, leaving the compose file as it is
+  lorawan.tts.compose_service:
+    project_src: /srv/tts
+    services: [stack]
+    state: pulled
+    tag: 3.32.0
 
 - name: Bring the stack up on the new tag and wait until it is healthy
   lorawan.tts.compose_service:
@@ -167,6 +181,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
     ComposeProject,
     fail_on_compose_error,
 )
+from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import ComposeFileError, validate_tag
 from ansible_collections.lorawan.tts.plugins.module_utils.service_control import STATES, ServiceControl
 
 
@@ -177,14 +192,22 @@ def main():
         state=dict(type="str", required=True, choices=list(STATES)),
         wait=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=120),
+        tag=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if module.params["tag"] is not None:
+        if module.params["state"] != "pulled":
+            module.fail_json(msg="tag is only for state=pulled (pulling the image of another version ahead)")
+        try:
+            validate_tag(module.params["tag"])
+        except ComposeFileError as error:
+            module.fail_json(msg=str(error))
     if module.params["wait_timeout"] < 0:
         module.fail_json(msg="wait_timeout must be 0 or more seconds, not %d" % module.params["wait_timeout"])
     control = None
     try:
         project = ComposeProject.from_params(module)
-        control = ServiceControl(project, module.params["services"], module.check_mode)
+        control = ServiceControl(project, module.params["services"], module.check_mode, module.params["tag"])
         result = control.run(module.params["state"], module.params["wait"], module.params["wait_timeout"])
     except ComposeError as error:
         fail_on_compose_error(module, error, **(control.result if control else {}))

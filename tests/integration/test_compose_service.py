@@ -229,3 +229,40 @@ def test_wait_fails_with_the_health_of_a_stack_that_never_gets_healthy(run_playb
     assert not back.get("failed"), back
     assert back["containers"]["stack"]["image"] == f"{STACK_REPOSITORY}:3.31.1"
     assert deployment.healthz() == 200
+
+
+def test_pulled_with_a_tag_pulls_ahead_without_touching_the_compose_file(
+    run_playbook, deployment, compose_file
+) -> None:
+    tag = f"3.32.0-ahead-{uuid.uuid4().hex[:8]}"
+    image = f"{STACK_REPOSITORY}:{tag}"
+    for argv in (
+        ["docker", "tag", f"{STACK_REPOSITORY}:3.32.0", image],
+        ["docker", "push", "--quiet", image],
+        ["docker", "image", "rm", image],
+    ):
+        done = run(argv)
+        assert done.returncode == 0, done.stderr
+    original = compose_file.read_bytes()
+    try:
+        pulled, again, missing, wrong_state = service(
+            run_playbook,
+            deployment,
+            {**STACK, "state": "pulled", "tag": tag},
+            {**STACK, "state": "pulled", "tag": tag},
+            {**STACK, "state": "pulled", "tag": "3.99.9"},
+            {**STACK, "state": "stopped", "tag": tag},
+        )
+    finally:
+        run(["docker", "image", "rm", image])
+    assert not pulled.get("failed"), pulled
+    assert pulled["changed"] is True
+    assert pulled["image_ids"]["before"]["stack"] is None
+    assert pulled["image_ids"]["after"]["stack"].startswith("sha256:")
+    assert again["changed"] is False
+    assert missing["failed"] is True
+    assert "Nothing was stopped" in missing["msg"]
+    assert wrong_state["failed"] is True
+    assert "tag is only for state=pulled" in wrong_state["msg"]
+    assert compose_file.read_bytes() == original
+    assert states(deployment)["stack"] == "running"
