@@ -23,6 +23,21 @@ def migration_plan_filter(from_version, to_version, edition="open-source", redis
         raise AnsibleFilterError(str(error)) from error
 
 
+def migration_plan_lines_filter(from_version, hops, edition="open-source"):
+    """One line per hop: '3.31.1 -> 3.32.0: ttn-lw-stack is-db migrate, ...'."""
+    lines = []
+    previous = str(from_version)
+    for hop in hops:
+        commands = migration_plan_filter(previous, hop, edition)
+        lines.append("%s -> %s: %s" % (previous, hop, ", ".join(" ".join(command) for command in commands) or "none"))
+        previous = str(hop)
+    return lines
+
+
 class FilterModule:
     def filters(self):
-        return {"upgrade_path": upgrade_path_filter, "migration_plan": migration_plan_filter}
+        return {
+            "upgrade_path": upgrade_path_filter,
+            "migration_plan": migration_plan_filter,
+            "migration_plan_lines": migration_plan_lines_filter,
+        }

@@ -123,10 +123,11 @@ class ComposeProject:
             )
         return rc, out, err
 
-    def run_with_files(self, args, stdin_path=None, stdout_path=None, env=None, what=None):
+    def run_with_files(self, args, stdin_path=None, stdout_path=None, env=None, what=None, on_wait=None):
         """Run a compose subcommand with stdin or stdout connected to files, for binary streams of any size.
 
         run_command keeps output in memory and may decode it; a database dump must go to disk byte for byte.
+        on_wait, if given, is called about once a second while the command runs (for progress).
         """
         argv = self.argv(*args)
         process_env = dict(os.environ)
@@ -134,9 +135,16 @@ class ComposeProject:
         with contextlib.ExitStack() as files:
             stdin = files.enter_context(open(stdin_path, "rb")) if stdin_path else subprocess.DEVNULL
             stdout = files.enter_context(open(stdout_path, "wb")) if stdout_path else subprocess.PIPE
-            process = subprocess.run(  # pylint: disable=subprocess-run-check
+            process = subprocess.Popen(
                 argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, cwd=self.project_src, env=process_env
             )
+            while True:
+                try:
+                    out, err = process.communicate(timeout=1)
+                    break
+                except subprocess.TimeoutExpired:
+                    if on_wait:
+                        on_wait()
         if process.returncode != 0:
             raise ComposeError(
                 "%s failed in %s (exit %d): %s"
@@ -144,13 +152,13 @@ class ComposeProject:
                     what or "%s %s" % (self.command_name, args[0]),
                     self.project_src,
                     process.returncode,
-                    stderr_tail(process.stderr),
+                    stderr_tail(err),
                 ),
                 argv=argv,
                 rc=process.returncode,
-                stderr=to_text(process.stderr, errors="surrogate_or_replace"),
+                stderr=to_text(err, errors="surrogate_or_replace"),
             )
-        return to_text(process.stdout or b"", errors="surrogate_or_replace")
+        return to_text(out or b"", errors="surrogate_or_replace")
 
     def config(self):
         """The effective configuration (files merged, variables interpolated), as a dict."""

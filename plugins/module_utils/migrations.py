@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import time
 
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError
@@ -21,6 +23,9 @@ from ansible_collections.lorawan.tts.plugins.module_utils.versions import (
 
 UP_TO_DATE = "Database is up to date"
 OUTPUT_TAIL_LINES = 5
+# redis-cli --no-raw prints an MGET reply as `1) "1"` or `2) (nil)` (a single key: without the number).
+MGET_ITEM = re.compile(r'^\s*(?:\d+\)\s+)?(?:"(?P<value>[^"]*)"|\(nil\))\s*$')
+RUNNER_SECONDS = 3600
 COMPOSE_NOISE = re.compile(r"^\s*(Container|Network|Volume|Image) \S+ \w+|^time=\".*level=warning")
 
 
@@ -68,24 +73,21 @@ class StackMigration:
                 % (image, self.service, self.to_version)
             )
 
-    def redis_schema_present(self):
-        present = {}
-        for component, key in REDIS_SCHEMA_KEYS.items():
-            dummy_rc, out, dummy_err = self.project.exec_in(
-                self.redis_service, ["redis-cli", "--raw", "EXISTS", key], what="reading Redis schema versions"
-            )
-            present[component] = out.strip() == "1"
-        return present
-
-    def redis_schema_version(self, component):
-        key = REDIS_SCHEMA_KEYS.get(component)
-        if key is None:
-            return None
-        dummy_rc, out, dummy_err = self.project.exec_in(self.redis_service, ["redis-cli", "--raw", "GET", key])
-        return out.strip()
+    def redis_schema_versions(self):
+        """Every component's Redis schema-version value (None when the key is missing), with one MGET."""
+        components = list(REDIS_SCHEMA_KEYS)
+        dummy_rc, out, dummy_err = self.project.exec_in(
+            self.redis_service,
+            ["redis-cli", "--no-raw", "MGET", *[REDIS_SCHEMA_KEYS[name] for name in components]],
+            what="reading Redis schema versions",
+        )
+        values = [MGET_ITEM.match(line) for line in out.splitlines() if line.strip()]
+        if len(values) != len(components) or not all(values):
+            raise ComposeError("unexpected answer from redis-cli MGET reading the schema versions: %r" % out[:200])
+        return {name: match.group("value") for name, match in zip(components, values, strict=True)}
 
     def plan(self, components=None, force=False):
-        present = self.redis_schema_present()
+        present = {name: value is not None for name, value in self.redis_schema_versions().items()}
         plan = migration_plan(self.edition, self.from_version, self.to_version, present)
         if components:
             plan = [argv for argv in plan if argv[0] in components]
@@ -110,21 +112,55 @@ class StackMigration:
                 )
             time.sleep(1)
 
+    def entrypoint(self):
+        """The stack service's entrypoint: the compose file's, else its image's."""
+        configured = self.stack_config.get("entrypoint")
+        if configured:
+            return shlex.split(configured) if isinstance(configured, str) else [str(word) for word in configured]
+        out = self.project.docker_command(
+            ["image", "inspect", "--format", "{{json .Config.Entrypoint}}", self.stack_config.get("image", "")],
+            what="reading the entrypoint of the stack image",
+        )
+        return [str(word) for word in json.loads(out.strip() or "null") or []]
+
+    def start_runner(self):
+        """A one-off container of the stack service, idle, for running every command of the hop with docker exec.
+
+        One container start instead of one per command. None when the image cannot idle (no sleep).
+        """
+        rc, out, dummy_err = self.project.run(
+            "run", "-d", "--rm", "--no-deps", "-T", "--entrypoint", "sleep", self.service, str(RUNNER_SECONDS),
+            check=False,
+        )  # fmt: skip
+        lines = [line.strip() for line in out.splitlines() if line.strip()]
+        return lines[-1] if rc == 0 and lines else None
+
     def run(self, plan):
-        """Run each command with the compose file's image and entrypoint; stop at the first failure."""
+        """Run each command with the compose file's image, entrypoint and environment; stop at the first failure."""
         results = []
-        for argv in plan:
-            before = self.redis_schema_version(argv[0])
-            rc, out, err = self.project.run("run", "--rm", "-T", self.service, *argv, check=False)
-            output = "\n".join(part for part in (out, err) if part)
-            result = {"argv": argv, "rc": rc, "summary": output_summary(output)}
-            if rc != 0:
-                result["applied"] = False
+        before = self.redis_schema_versions()
+        runner = self.start_runner() if len(plan) > 1 else None
+        try:
+            entrypoint = self.entrypoint() if runner else None
+            for argv in plan:
+                if runner:
+                    rc, out, err = self.project.module.run_command(
+                        [self.project.docker, "exec", runner, *entrypoint, *argv]
+                    )
+                else:
+                    rc, out, err = self.project.run("run", "--rm", "-T", self.service, *argv, check=False)
+                output = "\n".join(part for part in (out, err) if part)
+                result = {"argv": argv, "rc": rc, "summary": output_summary(output)}
                 results.append(result)
-                return results, result
-            if argv[0] in REDIS_SCHEMA_KEYS:
-                result["applied"] = self.redis_schema_version(argv[0]) != before
-            else:
+                if rc != 0:
+                    result["applied"] = False
+                    return results, result
                 result["applied"] = UP_TO_DATE not in output
-            results.append(result)
+        finally:
+            if runner:
+                self.project.module.run_command([self.project.docker, "rm", "--force", runner])
+        after = self.redis_schema_versions()
+        for result in results:
+            if result["argv"][0] in REDIS_SCHEMA_KEYS:
+                result["applied"] = after[result["argv"][0]] != before[result["argv"][0]]
         return results, None

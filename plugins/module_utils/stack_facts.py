@@ -29,10 +29,10 @@ from ansible_collections.lorawan.tts.plugins.module_utils.redis_persistence impo
     parse_info,
     persistence_format,
 )
+from ansible_collections.lorawan.tts.plugins.module_utils.stack_health import STACK_VERSION_LINE, StackHealth
 
 BLOB_TARGET = "/srv/ttn-lorawan/public/blob"
 DEFAULT_PGDATA = "/var/lib/postgresql/data"
-STACK_VERSION_LINE = re.compile(r"^Version:\s+(\S+)\s*$", re.MULTILINE)
 POSTGRES_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 POSTGRES_BIN_PATH = re.compile(r"/usr/lib/postgresql/(\d+(?:\.\d+)?)/bin")
 
@@ -40,12 +40,14 @@ POSTGRES_BIN_PATH = re.compile(r"/usr/lib/postgresql/(\d+(?:\.\d+)?)/bin")
 def image_facts(image):
     """An image reference as the facts show it: the reference, its repository (with any registry host), tag, digest."""
     reference = parse_image(image.strip())
-    return {
+    facts = {
         "image": reference.image,
         "repository": reference.repository,
         "tag": reference.tag,
         "digest": reference.digest,
     }
+    facts["moving_major"] = is_moving_major(facts)
+    return facts
 
 
 def is_moving_major(parsed):
@@ -165,6 +167,7 @@ class StackFacts:
             "compose_command": self.compose_command(),
         }
         facts.update(self.stack(edition, images))
+        facts["health"] = self.health(facts["stack_version"])
         facts["redis"] = self.redis()
         facts["postgres"] = self.postgres()
         facts["blob"] = self.blob()
@@ -178,7 +181,7 @@ class StackFacts:
             if service.get("image"):
                 images[name] = image_facts(service["image"])
             else:
-                images[name] = {"image": None, "repository": None, "tag": None, "digest": None}
+                images[name] = {"image": None, "repository": None, "tag": None, "digest": None, "moving_major": False}
         return images
 
     def services(self):
@@ -236,8 +239,29 @@ class StackFacts:
             )
         return result
 
+    def health(self, stack_version):
+        """The health endpoint the stack's version answers on, and its status now (None when it does not answer)."""
+        if self.stack_service not in self.service_configs:
+            return {"url": None, "status": None}
+        return StackHealth(
+            self.project, self.stack_service, service_config=self.service_configs[self.stack_service]
+        ).check(stack_version)
+
+    def redis_data_dir(self):
+        """The host directory mounted at the Redis container's /data (a bind mount or a named volume), or None."""
+        for volume in (self.service_configs.get(self.redis_service) or {}).get("volumes") or []:
+            source, target, kind = self._volume(volume)
+            if (target or "").rstrip("/") != "/data" or not source:
+                continue
+            return self._volume_mountpoint(source) if kind == "volume" else source
+        return None
+
     def redis(self):
-        result = {"format": None, "version": None, "keys": None}
+        result = {"format": None, "version": None, "keys": None, "data_dir": None, "data_size": None}
+        data_dir = self.redis_data_dir()
+        if data_dir and os.path.isdir(data_dir):
+            result["data_dir"] = data_dir
+            result["data_size"], dummy_files = tree_size(data_dir)
         if self.redis_service not in self.service_configs:
             self.warnings.append("the compose project has no service %r: no Redis facts" % self.redis_service)
             return result
@@ -263,7 +287,7 @@ class StackFacts:
         return result
 
     def postgres(self):
-        result = {"major_data_dir": None, "major_image": None, "database_size": None}
+        result = {"major_data_dir": None, "major_image": None, "database_size": None, "data_dir_free": None}
         service = self.service_configs.get(self.postgres_service)
         if service is None:
             self.warnings.append("the compose project has no service %r: no Postgres facts" % self.postgres_service)
@@ -316,6 +340,17 @@ class StackFacts:
             result["database_size"] = int(out.strip())
         except ValueError:
             self.warnings.append("psql printed %r, not a database size: database_size is unknown" % out.strip()[:80])
+        out = self._exec(
+            self.postgres_service,
+            ["df", "-P", "-k", pgdata],
+            "measuring the free space of %s with df" % pgdata,
+            hint,
+        )
+        fields = out.strip().splitlines()[-1].split() if out.strip() else []
+        if len(fields) >= 4 and fields[3].isdigit():
+            result["data_dir_free"] = int(fields[3]) * 1024
+        else:
+            self.warnings.append("df printed %r, not the free space: data_dir_free is unknown" % out.strip()[:80])
         return result
 
     def _image_postgres_major(self, image):
@@ -402,7 +437,7 @@ class StackFacts:
     def image_warnings(self, edition, images, postgres):
         for service, kind in ((self.postgres_service, "Postgres"), (self.redis_service, "Redis")):
             parsed = images.get(service)
-            if parsed and parsed["image"] and is_moving_major(parsed):
+            if parsed and parsed["image"] and parsed["moving_major"]:
                 self.warnings.append(
                     "the %s image %s of service %s is on %s: a pull can move it to another major version; pin a "
                     "version tag (the major the data was written with)"

@@ -23,6 +23,7 @@ author:
 extends_documentation_fragment:
   - lorawan.tts.compose
   - lorawan.tts.postgres
+  - lorawan.tts.progress
   - lorawan.tts.attributes
 options:
   database:
@@ -131,11 +132,13 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
     fail_on_compose_error,
 )
 from ansible_collections.lorawan.tts.plugins.module_utils.postgres_backup import POSTGRES_ARGUMENT_SPEC, run_dump
+from ansible_collections.lorawan.tts.plugins.module_utils.progress import PROGRESS_ARGUMENT_SPEC
 
 
 def main():
     argument_spec = dict(COMPOSE_ARGUMENT_SPEC)
     argument_spec.update(POSTGRES_ARGUMENT_SPEC)
+    argument_spec.update(PROGRESS_ARGUMENT_SPEC)
     argument_spec.update(
         dest=dict(type="path", required=True),
         compress=dict(type="int", choices=list(range(10))),

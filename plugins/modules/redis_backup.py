@@ -65,10 +65,15 @@ options:
         until it has finished successfully, and copies the files while the server runs. Writes that arrive
         during the copy can leave a torn last command in the AOF, which the check then rejects (the module
         fails and removes the copy); stop the stack (or use V(stop)) for a backup that must succeed.
-      - Either way, stop the stack service first (as the runbook does) for a key count that matches the
+      - V(idle) is for a Redis that nothing writes to (the stack is stopped). It keeps Redis running,
+        rewrites nothing, waits until no background rewrite or save runs (for V(rdb) it runs C(SAVE)), and copies
+        the files as they are. It checks the server's own files with C(redis-check-aof) / C(redis-check-rdb) in
+        the running container and compares the copy's sha256 with theirs (C(sha256sum)), so no one-off container
+        starts; the fastest mode, for the upgrade's downtime. A write during the copy makes it fail.
+      - Whatever the mode, stop the stack service first (as the runbook does) for a key count that matches the
         files exactly.
     type: str
-    choices: [stop, rewrite]
+    choices: [stop, rewrite, idle]
     default: stop
   timeout:
     description:

@@ -116,6 +116,10 @@ tts:
         digest:
           description: The digest (C(sha256:...)) when the reference pins one, else V(null).
           type: str
+        moving_major:
+          description: Whether a pull can move the image to another major version (no tag and no digest, or a tag
+            without a digit, such as C(latest)).
+          type: bool
     services:
       description: Each service's container, by service name.
       type: dict
@@ -146,6 +150,19 @@ tts:
       description: The tag of the stack's image in the compose file (what runs after the next C(up)).
       type: str
       sample: 3.31.1
+    health:
+      description: The stack's health endpoint, asked once (see M(lorawan.tts.stack_health)).
+      type: dict
+      contains:
+        url:
+          description: C(/healthz) (C(/healthz/ready) before 3.24.0) on the published HTTP port; V(null) without a
+            stack service.
+          type: str
+          sample: http://127.0.0.1:80/healthz
+        status:
+          description: The HTTP status it answered; V(null) when the stack does not run or nothing answered.
+          type: int
+          sample: 200
     redis:
       description: The Redis server's facts; V(null) values when it does not run.
       type: dict
@@ -164,6 +181,15 @@ tts:
           description: The number of keys in all databases.
           type: int
           sample: 100
+        data_dir:
+          description: The host directory mounted at the container's C(/data) (bind mount or named volume); V(null)
+            when there is none or it is not on this host.
+          type: str
+          sample: /srv/tts/.env/data/redis
+        data_size:
+          description: The size of the files in RV(tts.redis.data_dir) in bytes (read even when Redis does not run).
+          type: int
+          sample: 1048576
     postgres:
       description: The PostgreSQL facts.
       type: dict
@@ -184,6 +210,11 @@ tts:
           description: The size of C(POSTGRES_DB) in bytes; V(null) when the service does not run.
           type: int
           sample: 8437095
+        data_dir_free:
+          description: Bytes free in the file system of the data directory (C(df) in the container), where a
+            snapshot of the database (M(lorawan.tts.postgres_snapshot)) is written; V(null) when it does not run.
+          type: int
+          sample: 52613349376
     blob:
       description: The blob storage (uploaded pictures) on the host.
       type: dict

@@ -11,8 +11,11 @@ short_description: Run the database migrations one hop of a The Things Stack upg
 version_added: 0.1.0
 description:
   - Decides from the edition and the O(from_version)/O(to_version) pair which C(*-db migrate) commands to run,
-    waits until Postgres accepts connections, and runs them with the target image as
-    C(docker compose run --rm -T <service> <command>), so the entrypoint is the one the compose file sets.
+    waits until Postgres accepts connections, and runs them with the target image, the service's entrypoint
+    (the compose file's, else the image's), environment and volumes. A single command runs as
+    C(docker compose run --rm -T <service> <command>); several run in one idle one-off container of the service
+    (C(docker compose run -d --rm --entrypoint sleep)), each with C(docker exec), so the downtime pays for one
+    container start per hop. An image without C(sleep) falls back to one C(run) per command.
   - "The plan: C(is-db migrate), C(ns-db migrate) and C(as-db migrate) always; C(js-db migrate) when crossing
     3.18 (or when Redis never had its schema version); on Enterprise C(noc-db migrate) and C(storage-db migrate),
     and C(dcs-db migrate) only below 3.26 (from 3.26 on it only prints help). Redis components get C(--force)

@@ -195,7 +195,7 @@ def test_live_backup_keeps_the_stack_running_and_retention_keeps_n(first_backup,
             )
             assert run.rc == 0, run.stderr
             made.append(Path(run.result("show the backup")["tts_backup"]["path"]))
-            assert run.result("lorawan.tts.backup : Backup | stop | stop the stack for a consistent copy").get(
+            assert run.result("lorawan.tts.backup : Backup | stop | Stop the stack for a consistent copy").get(
                 "skipped"
             )
             time.sleep(1)

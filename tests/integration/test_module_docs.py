@@ -10,16 +10,21 @@ import yaml
 from .conftest import run
 
 MODULES = [
+    "backup_capture",
+    "backup_files",
+    "backup_manifest",
     "compose_image",
     "compose_service",
     "redis_backup",
     "redis_restore",
     "postgres_dump",
     "postgres_restore",
+    "postgres_snapshot",
+    "stack_health",
     "stack_migrate",
     "stack_info",
 ]
-FILTERS = ["upgrade_path", "migration_plan"]
+FILTERS = ["upgrade_path", "migration_plan", "migration_plan_lines", "phase_timings", "upgrade_messages"]
 
 
 def ansible_doc(ansible_env: dict[str, str], *args: str) -> dict:

@@ -90,7 +90,7 @@ class FakeProject:
             return 0, self.tables + "\n", ""
         return 0, "", ""
 
-    def run_with_files(self, args, stdin_path=None, stdout_path=None, env=None, what=None):
+    def run_with_files(self, args, stdin_path=None, stdout_path=None, env=None, what=None, on_wait=None):
         program = args[args.index("postgres") + 1]
         self.streams.append(args)
         assert env in ({}, {"PGPASSWORD": "pw"})
