@@ -256,15 +256,35 @@ def remove(path: str) -> None:
         os.unlink(path)
 
 
+def relocate(roots: Dict[str, str], project_src: str, blob_dir: Optional[str]) -> Dict[str, str]:
+    """The backup's roots in another deployment directory (a restore onto a new host or directory)."""
+    project_src = os.path.abspath(project_src)
+    moved = {}
+    for name in roots:
+        if name == BLOB_ROOT:
+            moved[name] = os.path.abspath(blob_dir or os.path.join(project_src, "blob"))
+        else:
+            moved[name] = os.path.join(project_src, name[len(PROJECT_ROOT) + 1 :])
+    return moved
+
+
 def restore(
-    backup: str, check_mode: bool = False, clock=time.monotonic, progress: Optional[Progress] = None
+    backup: str,
+    check_mode: bool = False,
+    clock=time.monotonic,
+    progress: Optional[Progress] = None,
+    project_src: Optional[str] = None,
+    blob_dir: Optional[str] = None,
 ) -> Tuple[bool, Dict[str, Any]]:
-    """Put the backup's files back where they came from, copying only what differs, with owners and modes."""
+    """Put the backup's files back, copying only what differs, with owners and modes.
+
+    They go where they came from, or into project_src (and blob_dir) when given.
+    """
     stats = Stats(clock)
     index = read_index(backup)
     if index is None:
         raise BackupFilesError(f"{backup} has no {INDEX_NAME}: it is not a backup of a deployment's files")
-    roots: Dict[str, str] = index["roots"]
+    roots: Dict[str, str] = index["roots"] if project_src is None else relocate(index["roots"], project_src, blob_dir)
     wanted: Dict[str, Entry] = index["entries"]
     present = scan(roots)
     plan: List[Tuple[str, str]] = []

@@ -72,6 +72,7 @@ class ComposeProject:
             )
         self.docker = module.get_bin_path("docker")
         self.command = self._find_command()
+        self._config = None
 
     @classmethod
     def from_params(cls, module):
@@ -161,11 +162,13 @@ class ComposeProject:
         return to_text(out or b"", errors="surrogate_or_replace")
 
     def config(self):
-        """The effective configuration (files merged, variables interpolated), as a dict."""
-        dummy_rc, out, dummy_err = self.run("config", what="validating the compose configuration")
-        import yaml  # PyYAML ships with ansible-core; JSON and YAML output both parse
+        """The effective configuration (files merged, variables interpolated), as a dict; read once per module run."""
+        if self._config is None:
+            dummy_rc, out, dummy_err = self.run("config", what="validating the compose configuration")
+            import yaml  # PyYAML ships with ansible-core; JSON and YAML output both parse
 
-        return yaml.safe_load(out) or {}
+            self._config = yaml.safe_load(out) or {}
+        return self._config
 
     def services(self):
         return dict(self.config().get("services") or {})

@@ -147,7 +147,8 @@ class ServiceControl:
     def run(self, state, wait=False, wait_timeout=120):
         before = self.containers()
         self.report(before)
-        ids_before = self.image_ids()
+        # Stopping or starting containers changes no image: look images up only when they can move.
+        ids_before = self.image_ids() if state in ("pulled", "present") else {}
         self.result["image_ids"] = {"before": ids_before, "after": dict(ids_before)}
         if state == "pulled":
             self.pull(ids_before)
@@ -163,7 +164,8 @@ class ServiceControl:
             return self.result
         after = self.containers()
         self.result["changed"] = snapshot(before) != snapshot(after)
-        self.result["image_ids"]["after"] = self.image_ids()
+        if state == "present":
+            self.result["image_ids"]["after"] = self.image_ids()
         if wait and state in ("started", "present"):
             after = self.wait(wait_timeout)
         self.report(after)

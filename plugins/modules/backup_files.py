@@ -29,7 +29,9 @@ extends_documentation_fragment:
 options:
   project_src:
     description:
-      - The deployment's directory, the one holding C(docker-compose.yml). Only for O(state=present).
+      - The deployment's directory, the one holding C(docker-compose.yml). Required for O(state=present).
+      - For O(state=restored), the deployment to put the files into; when omitted, they go back where they were
+        copied from.
     type: path
   files:
     description:
@@ -40,6 +42,7 @@ options:
     description:
       - The host directory mounted as the stack's blob directory
         (RV(lorawan.tts.stack_info#module:tts.blob.path)). Defaults to C(blob) in O(project_src).
+      - For O(state=restored), used only with O(project_src).
     type: path
   dest:
     description:
@@ -156,7 +159,13 @@ def main():
             roots = project_roots(params["project_src"], params["files"], params["blob_dir"])
             changed, result = capture(params["dest"], roots, module.check_mode, progress=progress)
         else:
-            changed, result = restore(params["dest"], module.check_mode, progress=progress)
+            changed, result = restore(
+                params["dest"],
+                module.check_mode,
+                progress=progress,
+                project_src=params["project_src"],
+                blob_dir=params["blob_dir"],
+            )
     except BackupFilesError as error:
         module.fail_json(msg=str(error), changed=error.changed)
     finally:

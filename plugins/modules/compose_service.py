@@ -158,6 +158,7 @@ image_ids:
   description:
     - The local image id of each service's configured image (the tag in the compose file), before and after the
       task, by service name; V(null) when that image is not on the host. Services without an C(image) are left out.
+    - Empty for O(state=stopped) and O(state=started), which change no image.
   returned: always
   type: dict
   sample:

@@ -102,13 +102,15 @@ class ProgressAction(ActionBase):
             now = time.monotonic()
             if now - last_print >= interval:
                 last_print = now
+                # On stderr: a JSON stdout callback's output stays valid JSON.
                 display.display(
                     "%s: %s: %s"
                     % (
                         task_vars.get("inventory_hostname"),
                         self._task.name or self._task.action,
                         self.read_progress(progress_file, now - started, task_vars),
-                    )
+                    ),
+                    stderr=True,
                 )
 
     def read_progress(self, progress_file, elapsed, task_vars):

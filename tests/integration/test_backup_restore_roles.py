@@ -121,6 +121,20 @@ def test_backup_layout_modes_and_manifest(first_backup, deployment, backup_dir):
     assert deployment.healthz() == 200, "the stack runs again after the backup"
 
 
+def test_long_steps_print_their_progress(deployment, run_playbook, tmp_path):
+    run = run_playbook(
+        role_playbook(
+            "backup", tts_project_dir=str(deployment.dir), tts_backup_dir=str(tmp_path), tts_progress_interval=0.2
+        )
+    )
+    assert run.rc == 0, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("localhost: Backup | ")]
+    assert lines, run.stderr
+    assert any(re.search(r"(pg_dump of|verifying the dump|checksumming).*, \d+ s$", line) for line in lines), lines
+    assert "FAILED - RETRYING" not in run.stderr
+    assert not list(tmp_path.rglob("*.progress*")), "the progress file is removed"
+
+
 def test_restore_gives_back_the_data_of_backup_time(first_backup, deployment, run_playbook, backup_dir):
     path, at_backup = first_backup
     write_more_data(deployment)

@@ -15,9 +15,17 @@ from .conftest import Deployment, run
 STACK_REPOSITORY = f"{REGISTRY}/thethingsnetwork/lorawan-stack"
 
 
+# The TTS image checks its health once a minute; what `wait` does is tested against a deployment whose compose
+# file checks every second, as an operator may configure it.
+FAST_HEALTHCHECK = "services:\n  stack:\n    healthcheck:\n      interval: 1s\n      timeout: 5s\n      retries: 3\n"
+
+
 @pytest.fixture(scope="module")
 def deployment(deploy) -> Deployment:
-    return deploy("3.31.1")
+    deployment = deploy("3.31.1")
+    (deployment.dir / "docker-compose.override.yml").write_text(FAST_HEALTHCHECK)
+    assert deployment.compose("up", "--detach", "stack").returncode == 0
+    return deployment
 
 
 @pytest.fixture
