@@ -541,6 +541,26 @@ class RedisPersistence:
                 "%s changed the copy in %s while checking it: the backup was removed" % (tool, path)
             )
 
+    def live_checksums(self, server, files):
+        """sha256 of the server's own copies of these backup files (by live path), read in its container."""
+        state = self.container()
+        sources = [posixpath.join(server["dir"], item["path"]) for item in files]
+        dummy_rc, out, dummy_err = self.project.exec_container(state["id"], ["sha256sum", *sources], check=False)
+        checksums = {}
+        for line in to_text(out).splitlines():
+            checksum, dummy_sep, name = line.partition("  ")
+            checksums[name.strip()] = checksum.strip()
+        return checksums
+
+    def files_differ(self, server, files):
+        """The backup files whose live counterpart is missing or differs (all of them when that cannot be read)."""
+        checksums = self.live_checksums(server, files)
+        return [
+            item["path"]
+            for item in files
+            if checksums.get(posixpath.join(server["dir"], item["path"])) != item["sha256"]
+        ]
+
     def verify_in_place(self, server, files):
         """Check the server's own files with its check tool, in its running container, and that the copy is identical.
 
@@ -557,19 +577,7 @@ class RedisPersistence:
                 rc=rc,
                 stderr=err,
             )
-        sources = [posixpath.join(server["dir"], item["path"]) for item in files]
-        dummy_rc, out, dummy_err = self.project.exec_container(
-            state["id"], ["sha256sum", *sources], what="sha256sum in %s" % self.where
-        )
-        live_sums = {}
-        for line in to_text(out).splitlines():
-            checksum, dummy_sep, name = line.partition("  ")
-            live_sums[name.strip()] = checksum.strip()
-        differ = [
-            item["path"]
-            for item in files
-            if live_sums.get(posixpath.join(server["dir"], item["path"])) != item["sha256"]
-        ]
+        differ = self.files_differ(server, files)
         if differ:
             raise RedisPersistenceError(
                 "the copy of %s differs from the server's files (%s): something wrote to Redis during the copy; stop "
@@ -772,6 +780,10 @@ class RedisPersistence:
             "format": backup["format"],
             "keys": backup["keys"],
         }
+        if server["keys"] == backup["keys"] and not self.files_differ(server, backup["files"]):
+            # A rollback whose migrations never reached Redis: its files are the backup's, byte for byte.
+            result["changed"] = False
+            return result
         if check_mode:
             return result
         target = posixpath.join(server["dir"], server["target"])

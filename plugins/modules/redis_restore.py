@@ -24,6 +24,9 @@ description:
   - On success the moved-aside data is removed. On a mismatch or any failure after the stop, the module stops
     Redis, puts the previous files back, starts it, and fails with a message saying that the server was
     returned to its previous data.
+  - When the server's files are already the backup's, byte for byte (sha256 in the container), with the same key
+    count, nothing is stopped and the module reports C(changed=false); a rollback whose migrations never reached
+    Redis costs one C(sha256sum).
   - Stop the stack service first, as the runbook does; a stack writing to Redis while it restarts would change
     the key count.
 author:
@@ -40,8 +43,8 @@ attributes:
   diff_mode:
     support: none
   idempotent:
-    support: none
-    details: Every run stops Redis and replaces its data, and reports C(changed=true).
+    support: full
+    details: A second run finds the server's files equal to the backup's and changes nothing.
 options:
   src:
     description:

@@ -310,3 +310,32 @@ def test_rdb_only_server(deploy, run_playbook, tmp_path):
         run = run_ok(run_playbook, task("restore", "redis_restore", project_src=project, src=str(backup)))
         assert run.result("restore")["format"] == "rdb"
         assert deployment.fingerprint()["redis"] == before
+
+
+@pytest.mark.parametrize("redis_major", ["7", "6"])
+def test_idle_backup_of_a_stopped_stack_and_a_restore_that_finds_nothing_to_do(
+    redis_major, redis7, redis6, run_playbook, tmp_path
+):
+    deployment = {"7": redis7, "6": redis6}[redis_major]
+    assert deployment.compose("stop", "stack").returncode == 0
+    try:
+        keys = int(deployment.redis("DBSIZE"))
+        before = deployment.fingerprint()["redis"]
+        project = str(deployment.dir)
+        run = run_ok(
+            run_playbook,
+            task("idle backup", "redis_backup", project_src=project, dest=str(tmp_path), consistency="idle"),
+        )
+        fmt, target = ("aof-multipart", "appendonlydir") if redis_major == "7" else ("aof", "appendonly.aof")
+        backup = check_backup(run.result("idle backup"), tmp_path, fmt, target, keys, "idle")
+        assert one_off_containers(deployment) == [], "checked in the running container"
+
+        unchanged = run_ok(run_playbook, task("restore", "redis_restore", project_src=project, src=str(backup)))
+        assert unchanged.result("restore")["changed"] is False, "the server's files are the backup's"
+
+        change_data(deployment)
+        restored = run_ok(run_playbook, task("restore", "redis_restore", project_src=project, src=str(backup)))
+        assert restored.result("restore")["changed"] is True
+        assert deployment.fingerprint()["redis"] == before
+    finally:
+        assert deployment.compose("start", "stack").returncode == 0
