@@ -7,6 +7,8 @@ import uuid
 from pathlib import Path
 
 from ttssandbox.fingerprint import data_differences
+from ttssandbox.seed import SEED_SIZES
+from ttssandbox.sizes import MIB
 
 from .conftest import SANDBOX, run, sandbox
 
@@ -14,12 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def changed_entries(before: dict, after: dict) -> list[str]:
-    return [
+    return sorted(
         f"{section} {name}"
         for section in ("postgres", "redis", "blob")
         for name in before[section].keys() | after[section].keys()
         if before[section].get(name) != after[section].get(name)
-    ]
+    )
 
 
 def test_fingerprint_changes_exactly_where_the_data_changed(deploy) -> None:
@@ -51,6 +53,51 @@ def test_fingerprint_changes_exactly_where_the_data_changed(deploy) -> None:
         f"redis {key}: changed",
         f"blob {picture.relative_to(deployment.dir / 'blob')}: changed",
     ]
+
+
+SIZES = ("--extra-blob-files", "30", "--extra-redis-mb", "2", "--postgres-mb", "20")
+
+
+def test_sizes_add_blob_files_redis_data_and_postgres_rows_the_fingerprint_sees(deploy) -> None:
+    deployment = deploy("3.31.1", *SIZES)
+    added, sizes = deployment.summary["added"], deployment.summary["sizes"]
+    assert (deployment.summary["extra_blob_files"], deployment.summary["postgres_mb"]) == (30, 20)
+    assert added["blob_files"] == 30
+    assert added["blob_bytes"] == 30 * 20 * 1024
+    assert added["redis_value_bytes"] >= 2 * MIB
+    assert added["postgres_end_devices"] == 1000 * added["postgres_applications"] > 0
+    assert sizes["postgres_bytes"] >= 20 * MIB
+    assert sizes["blob_files"] == 6 + 30
+    assert deployment.healthz() == 200
+
+    first = deployment.fingerprint()
+    pictures = [name for name in first["blob"] if name.startswith("end_device_pictures/fleet-")]
+    assert len(pictures) == 30
+    assert "end_device_pictures/fleet-1/sensor-1/picture-1.png" in pictures
+    assert (deployment.dir / "blob" / pictures[0]).stat().st_size == 20 * 1024
+    assert first["redis"]["ttn:v3:ns:devices:uid:fleet-1.sensor-1"].startswith("string:")
+    assert first["redis"]["ttn:v3:as:devices:uid:fleet-1.sensor-1"].startswith("hash:")
+    assert len(first["redis"]) == sizes["redis_keys"]
+    assert len([key for key in first["redis"] if "fleet-" in key]) == added["redis_keys"]
+    devices = SEED_SIZES["small"]["devices"] + added["postgres_end_devices"]
+    assert first["postgres"]["public.end_devices"]["rows"] == devices
+    assert first["postgres"]["public.end_device_locations"]["rows"] == added["postgres_end_devices"]
+
+    # The Redis data is in the AOF: it survives a restart of Redis.
+    assert deployment.compose("restart", "redis").returncode == 0
+    assert deployment.fingerprint()["redis"] == first["redis"]
+
+    deployment.sql("UPDATE end_devices SET picture = picture || 'x' WHERE device_id = 'sensor-1000'")
+    deployment.redis("SETRANGE", "ttn:v3:ns:devices:uid:fleet-1.sensor-7", "100", "x")
+    (deployment.dir / "blob" / pictures[-1]).write_bytes(b"not a picture")
+    assert changed_entries(first, deployment.fingerprint()) == sorted(
+        ["postgres public.end_devices", "redis ttn:v3:ns:devices:uid:fleet-1.sensor-7", f"blob {pictures[-1]}"]
+    )
+
+    # The same options give the same data.
+    again = deploy("3.31.1", *SIZES)
+    assert data_differences(first, again.fingerprint()) == []
+    assert again.summary["added"] == added
 
 
 def test_runbook_upgrades_3_31_1_to_3_32_0_and_keeps_the_data(deploy, tmp_path: Path) -> None:
@@ -133,6 +180,13 @@ def test_usage_errors_are_one_line() -> None:
     assert_one_line_error(sandbox("deploy"), "required")
     assert_one_line_error(sandbox("fingerprint", "/nonexistent/tts"), "has no docker-compose.yml")
     assert_one_line_error(sandbox("frobnicate"), "invalid choice")
+    for option in ("--extra-blob-files", "--extra-redis-mb", "--postgres-mb"):
+        assert_one_line_error(
+            sandbox("deploy", "/nonexistent/tts", "--version", "3.31.1", option, "-1"), f"{option} must be 0 or more"
+        )
+    assert_one_line_error(
+        sandbox("deploy", "/nonexistent/tts", "--version", "3.31.1", "--postgres-mb", "1G"), "invalid int value"
+    )
 
 
 def test_setup_is_quick_when_already_done() -> None:

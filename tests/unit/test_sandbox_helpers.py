@@ -1,13 +1,34 @@
-"""The sandbox's own helpers that need no Docker: templates, seed files, fingerprint comparison."""
+"""The sandbox's own helpers that need no Docker: templates, seed and size generators, fingerprints."""
 
 from __future__ import annotations
 
+import os
+import re
 import struct
 import zlib
+from collections import defaultdict
+from pathlib import Path, PurePosixPath
 
+import pytest
+from ttssandbox.cli import parser
 from ttssandbox.deployment import render
-from ttssandbox.fingerprint import data_differences
+from ttssandbox.fingerprint import data_differences, redis_command_line
+from ttssandbox.host import image_plan
 from ttssandbox.seed import SEED_SIZES, png, postgres_sql, redis_commands
+from ttssandbox.sizes import (
+    BLOB_FILE_BYTES,
+    MIB,
+    POSTGRES_DEVICE_FOOTPRINT,
+    POSTGRES_DEVICES_PER_APPLICATION,
+    STACK_UID,
+    RedisExtra,
+    extra_blob_paths,
+    extra_redis_devices,
+    noise_png,
+    postgres_padding_devices,
+    postgres_padding_sql,
+    write_extra_blob_files,
+)
 
 
 def test_render_offsets_ports_and_fills_values() -> None:
@@ -67,3 +88,128 @@ def test_data_differences_allow_only_schema_bookkeeping_and_empty_new_tables() -
         "redis ttn:v3:ns:devices:uid:x: changed",
         "blob p.png: missing",
     ]
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    chunks, offset = [], 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind, body = data[offset + 4 : offset + 8], data[offset + 8 : offset + 8 + length]
+        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
+        assert crc == zlib.crc32(kind + body)
+        chunks.append((kind, body))
+        offset += 12 + length
+    return chunks
+
+
+def test_extra_pictures_are_valid_incompressible_pngs_of_20_kib() -> None:
+    picture = noise_png("end_device_pictures/fleet-1/sensor-1/picture-1.png")
+    assert len(picture) == BLOB_FILE_BYTES == 20 * 1024
+    assert picture == noise_png("end_device_pictures/fleet-1/sensor-1/picture-1.png")
+    assert picture != noise_png("end_device_pictures/fleet-1/sensor-1/picture-2.png")
+    chunks = dict(png_chunks(picture))
+    assert list(chunks) == [b"IHDR", b"IDAT", b"IEND"]
+    width, height, depth, color = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (depth, color) == (8, 0)
+    assert len(zlib.decompress(chunks[b"IDAT"])) == height * (width + 1)
+    assert len(zlib.compress(picture, 9)) > 0.99 * len(picture)
+
+
+def test_extra_blob_layout_is_deterministic_and_spread_over_directories() -> None:
+    paths = list(extra_blob_paths(10000))
+    assert paths == list(extra_blob_paths(10000))
+    assert paths[:1000] == list(extra_blob_paths(1000))
+    assert len(set(paths)) == 10000
+    assert paths[0] == "end_device_pictures/fleet-1/sensor-1/picture-1.png"
+    assert all(re.fullmatch(r"end_device_pictures/fleet-\d+/sensor-\d+/picture-\d\.png", path) for path in paths)
+    children: dict[PurePosixPath, set[str]] = defaultdict(set)
+    for path in map(PurePosixPath, paths):
+        for entry in (path, *path.parents[:-2]):
+            children[entry.parent].add(entry.name)
+    assert len(children[PurePosixPath("end_device_pictures")]) == 25
+    assert max(len(names) for names in children.values()) == 200
+
+
+def test_write_extra_blob_files(tmp_path: Path) -> None:
+    assert write_extra_blob_files(tmp_path, 5) == 5 * BLOB_FILE_BYTES
+    files = sorted(path for path in tmp_path.rglob("*") if path.is_file())
+    assert [str(path.relative_to(tmp_path)) for path in files] == sorted(extra_blob_paths(5))
+    assert all(path.read_bytes() == noise_png(str(path.relative_to(tmp_path))) for path in files)
+    if os.geteuid() == 0:
+        assert {(path.stat().st_uid, path.stat().st_gid) for path in tmp_path.rglob("*")} == {(STACK_UID, STACK_UID)}
+
+
+def parse_resp(data: bytes) -> list[list[bytes]]:
+    """Commands in the Redis protocol, as `redis-cli --pipe` reads them."""
+    commands, offset = [], 0
+    while offset < len(data):
+        end = data.index(b"\r\n", offset)
+        assert data[offset : offset + 1] == b"*"
+        count, offset = int(data[offset + 1 : end]), end + 2
+        words = []
+        for _word in range(count):
+            end = data.index(b"\r\n", offset)
+            assert data[offset : offset + 1] == b"$"
+            length = int(data[offset + 1 : end])
+            words.append(data[end + 2 : end + 2 + length])
+            assert data[end + 2 + length : end + 4 + length] == b"\r\n"
+            offset = end + 4 + length
+        commands.append(words)
+    return commands
+
+
+def test_extra_redis_data_is_deterministic_and_sized() -> None:
+    devices = list(extra_redis_devices(3))
+    assert devices == list(extra_redis_devices(3))
+    total = sum(device.value_bytes for device in devices)
+    assert 3 * MIB <= total < 3 * MIB + 4096
+    assert all(1024 <= len(device.ns_record) <= 3072 and 256 <= len(device.as_session) <= 1024 for device in devices)
+    assert len({device.uid for device in devices}) == len(devices)
+    assert devices[0].uid == "fleet-1.sensor-1"
+
+    extra = RedisExtra()
+    chunks = list(extra.commands(3))
+    assert b"".join(chunks) == b"".join(RedisExtra().commands(3))
+    assert extra.devices == len(devices)
+    assert extra.value_bytes == total
+    assert extra.keys == 2 * len(devices) + len({device.application for device in devices})
+    commands = parse_resp(b"".join(chunks))
+    assert [command[0] for command in commands[:3]] == [b"SET", b"HSET", b"SADD"]
+    assert len(commands) == 3 * len(devices)
+    assert commands[0] == [b"SET", b"ttn:v3:ns:devices:uid:fleet-1.sensor-1", devices[0].ns_record]
+    assert RedisExtra().keys == 0
+    assert list(RedisExtra().commands(0)) == []
+
+
+def test_postgres_padding_is_sized_from_the_target_alone() -> None:
+    assert postgres_padding_sql(1024) == postgres_padding_sql(1024)
+    assert postgres_padding_devices(1024) * POSTGRES_DEVICE_FOOTPRINT >= 1024 * MIB
+    applications = -(-postgres_padding_devices(1024) // POSTGRES_DEVICES_PER_APPLICATION)
+    sql = postgres_padding_sql(1024)
+    assert f"WHILE a < {applications} OR pg_database_size(current_database()) < 1024 * {MIB}" in sql
+    assert f"generate_series(1, {POSTGRES_DEVICES_PER_APPLICATION})" in sql
+    assert "random()" not in sql
+
+
+def test_redis_command_lines_quote_every_word() -> None:
+    assert redis_command_line("EVALSHA", "abc", "1", 'a "b" \\c') == '"EVALSHA" "abc" "1" "a \\"b\\" \\\\c"'
+
+
+@pytest.mark.parametrize("option", ["--extra-blob-files", "--extra-redis-mb", "--postgres-mb"])
+def test_size_options_default_to_nothing_extra(option: str) -> None:
+    args = parser().parse_args(["deploy", "/srv/tts", "--version", "3.31.1", option, "7"])
+    assert getattr(args, option.lstrip("-").replace("-", "_")) == 7
+    defaults = parser().parse_args(["deploy", "/srv/tts", "--version", "3.31.1"])
+    assert (defaults.extra_blob_files, defaults.extra_redis_mb, defaults.postgres_mb) == (0, 0, 0)
+
+
+def test_stack_images_check_health_as_the_real_image_does() -> None:
+    plan = image_plan({"bookworm": "base:bookworm", "bullseye": "base:bullseye"})
+    stack_images = [
+        dockerfile for name, dockerfile, _context in plan if name.startswith("lorawan-tts-sandbox/stack-tt")
+    ]
+    assert len(stack_images) == 2
+    for dockerfile in stack_images:
+        assert "ENV TTN_LW_HEALTHCHECK_URL=http://localhost:1885/healthz\n" in dockerfile
+        assert "HEALTHCHECK --interval=1m --timeout=5s CMD curl -f $TTN_LW_HEALTHCHECK_URL || exit 1\n" in dockerfile

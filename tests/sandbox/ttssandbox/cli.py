@@ -29,6 +29,10 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--postgres", choices=POSTGRES_MAJORS, default="15")
     deploy.add_argument("--seed", choices=sorted(deployment.SEED_SIZES), default="small")
     deploy.add_argument("--ports-offset", type=int, default=None)
+    sizes = deploy.add_argument_group("sizes for benchmarks, on top of --seed (deterministic)")
+    sizes.add_argument("--extra-blob-files", type=int, default=0, metavar="N", help="N more 20 KiB pictures in blob/")
+    sizes.add_argument("--extra-redis-mb", type=int, default=0, metavar="N", help="about N MiB more Redis device data")
+    sizes.add_argument("--postgres-mb", type=int, default=0, metavar="N", help="pad ttn_lorawan to at least N MiB")
     print_fingerprint = commands.add_parser("fingerprint", help="print checksums of everything a deployment keeps")
     print_fingerprint.add_argument("dir", type=Path)
     compare_parser = commands.add_parser("compare", help="say whether the data of BEFORE is kept in AFTER")
@@ -55,6 +59,9 @@ def main(argv: list[str]) -> int:
                 postgres=args.postgres,
                 seed=args.seed,
                 ports_offset=args.ports_offset,
+                extra_blob_files=args.extra_blob_files,
+                extra_redis_mb=args.extra_redis_mb,
+                postgres_mb=args.postgres_mb,
             )
             print(json.dumps(summary, indent=2))
         elif args.command == "fingerprint":

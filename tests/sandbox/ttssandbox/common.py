@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 SANDBOX_DIR = Path(__file__).resolve().parent.parent
@@ -64,6 +64,29 @@ def run(
 
 def compose(directory: Path, *args: str, check: bool = True, input: bytes | None = None):  # noqa: A002
     return run(["docker", "compose", *args], cwd=directory, check=check, input=input, what=f"docker compose {args[0]}")
+
+
+def compose_streamed(directory: Path, *args: str, chunks: Iterable[bytes]) -> subprocess.CompletedProcess[bytes]:
+    """`docker compose ARGS` fed from chunks as they are made, for inputs too big to build in memory first."""
+    argv = ["docker", "compose", *args]
+    process = subprocess.Popen(
+        argv, cwd=directory, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdin is not None
+    try:
+        for chunk in chunks:
+            process.stdin.write(chunk)
+    except BrokenPipeError:
+        pass  # the command ended early; its exit code and stderr say why
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        tail = stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise SandboxError(f"docker compose {args[0]} failed (exit {process.returncode}): {' | '.join(tail)}")
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
 def psql_args(*options: str) -> list[str]:

@@ -11,6 +11,8 @@ import shutil
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .common import (
@@ -21,11 +23,12 @@ from .common import (
     TEMPLATES_DIR,
     SandboxError,
     compose,
+    compose_streamed,
     psql_args,
-    run,
 )
 from .host import docker_answers, registry_answers
 from .seed import SEED_SIZES, postgres_sql, redis_commands, write_pictures
+from .sizes import POSTGRES_DEVICES_PER_APPLICATION, RedisExtra, postgres_padding_sql, write_extra_blob_files
 
 __all__ = ["SEED_SIZES", "deploy", "healthz_port", "teardown", "teardown_all"]
 
@@ -36,6 +39,7 @@ PORT_OFFSET_STEP = 100
 AUTO_OFFSET_SLOTS = 70
 HIGHEST_DOCS_PORT = 8888
 HEALTH_TIMEOUT = 90
+POLL_SECONDS = 0.2
 
 
 def record_path(directory: Path) -> Path:
@@ -99,22 +103,14 @@ def healthz_status(port: int) -> int | None:
         return None
 
 
-def stack_health(directory: Path) -> str:
-    container = compose(directory, "ps", "--quiet", "stack", check=False).stdout.decode().strip()
-    if not container:
-        return "missing"
-    result = run(["docker", "inspect", "--format", "{{.State.Health.Status}}", container], check=False)
-    return result.stdout.decode().strip()
-
-
 def wait_healthy(directory: Path, timeout: float = HEALTH_TIMEOUT) -> None:
-    """Until /healthz answers 200 and Docker's own health check says healthy, as operators see it."""
+    """Until /healthz answers 200. Docker's own health check runs every minute, as in TTS: not waited for."""
     port = healthz_port(directory)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if healthz_status(port) == 200 and stack_health(directory) == "healthy":
+        if healthz_status(port) == 200:
             return
-        time.sleep(0.5)
+        time.sleep(POLL_SECONDS)
     logs = compose(directory, "logs", "--no-color", "--tail", "3", "stack", check=False).stdout.decode(errors="replace")
     raise SandboxError(
         f"the stack in {directory} was not healthy within {timeout:.0f} s: {' | '.join(logs.splitlines())}"
@@ -149,13 +145,16 @@ def migrations(version: str, edition: str) -> list[list[str]]:
     return commands
 
 
-def check_inputs(directory: Path, version: str, ports_offset: int | None) -> None:
+def check_inputs(directory: Path, version: str, ports_offset: int | None, sizes: dict[str, int]) -> None:
     if version not in STACK_TAGS:
         raise SandboxError(f"unknown version {version!r}; the sandbox has {', '.join(STACK_TAGS)}")
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise SandboxError(f"{directory} exists and is not an empty directory; choose a new one or tear it down")
     if ports_offset is not None and not 0 <= ports_offset <= 65535 - HIGHEST_DOCS_PORT:
         raise SandboxError(f"--ports-offset must be between 0 and {65535 - HIGHEST_DOCS_PORT}")
+    for option, value in sizes.items():
+        if value < 0:
+            raise SandboxError(f"--{option.replace('_', '-')} must be 0 or more")
     if not docker_answers():
         raise SandboxError("the Docker engine does not answer: run 'tts-sandbox setup' first")
     if not registry_answers():
@@ -171,9 +170,14 @@ def deploy(
     postgres: str = "15",
     seed: str = "small",
     ports_offset: int | None = None,
+    extra_blob_files: int = 0,
+    extra_redis_mb: int = 0,
+    postgres_mb: int = 0,
 ) -> dict:
+    started = time.monotonic()
     directory = directory.absolute()
-    check_inputs(directory, version, ports_offset)
+    sizes = {"extra_blob_files": extra_blob_files, "extra_redis_mb": extra_redis_mb, "postgres_mb": postgres_mb}
+    check_inputs(directory, version, ports_offset, sizes)
     postgres_repository = "timescale/timescaledb:latest-pg" if edition == "enterprise" else "library/postgres:"
     values = {
         "registry": REGISTRY,
@@ -183,13 +187,14 @@ def deploy(
         "cookie_block_key": secrets.token_hex(32),
         "cookie_hash_key": secrets.token_hex(64),
     }
-    summary = {
+    summary: dict = {
         "dir": str(directory),
         "edition": edition,
         "version": version,
         "redis": redis,
         "postgres": postgres,
         "seed": seed,
+        **sizes,
     }
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
@@ -197,11 +202,16 @@ def deploy(
     try:
         lay_out(directory, edition, values, offset, seed)
         start_and_seed(directory, version, edition, seed)
+        summary["added"] = add_extras(directory, extra_blob_files, extra_redis_mb, postgres_mb)
+        compose(directory, "up", "--detach", "--quiet-pull")
+        wait_healthy(directory)
+        summary["sizes"] = measure(directory)
     except BaseException:
         teardown(directory, remove_dir=created)
         raise
     summary["project"] = project_name(directory)
     summary["healthz"] = f"http://127.0.0.1:{healthz_port(directory)}/healthz"
+    summary["deploy_seconds"] = round(time.monotonic() - started, 1)
     return summary
 
 
@@ -217,16 +227,102 @@ def lay_out(directory: Path, edition: str, values: dict[str, str], offset: int, 
 
 
 def start_and_seed(directory: Path, version: str, edition: str, seed: str) -> None:
+    """Databases up, migrated for this version and seeded; the stack is not started yet."""
     compose(directory, "up", "--detach", "--quiet-pull", "postgres", "redis")
     wait_for_databases(directory)
     for command in migrations(version, edition):
         compose(directory, "run", "--rm", "-T", "--no-deps", "stack", *command)
     compose(directory, *psql_args("-q"), input=postgres_sql(seed).encode())
-    piped = compose(directory, "exec", "-T", "redis", "redis-cli", "--pipe", input=redis_commands(seed))
+    pipe_to_redis(directory, [redis_commands(seed)])
+
+
+def pipe_to_redis(directory: Path, chunks: Iterable[bytes]) -> None:
+    piped = compose_streamed(directory, "exec", "-T", "redis", "redis-cli", "--pipe", chunks=chunks)
     if b"errors: 0" not in piped.stdout:
         raise SandboxError(f"seeding Redis in {directory} failed: {piped.stdout.decode(errors='replace').strip()}")
-    compose(directory, "up", "--detach", "--quiet-pull")
-    wait_healthy(directory)
+
+
+def add_extras(directory: Path, blob_files: int, redis_mb: int, postgres_mb: int) -> dict[str, int]:
+    """The --extra-blob-files, --extra-redis-mb and --postgres-mb data, made side by side; what each added."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        blob = pool.submit(write_extra_blob_files, directory / "blob", blob_files)
+        redis = pool.submit(add_redis_data, directory, redis_mb)
+        postgres = pool.submit(pad_postgres, directory, postgres_mb)
+        added = {"blob_files": blob_files, "blob_bytes": blob.result()}
+        added.update(redis.result())
+        added.update(postgres.result())
+    return added
+
+
+def add_redis_data(directory: Path, megabytes: int) -> dict[str, int]:
+    """Device records of about `megabytes` MiB, written to the AOF and a snapshot before this returns."""
+    extra = RedisExtra()
+    if megabytes:
+        pipe_to_redis(directory, extra.commands(megabytes))
+        settle_redis(directory)
+    return {"redis_keys": extra.keys, "redis_value_bytes": extra.value_bytes}
+
+
+def redis_info(directory: Path, section: str) -> dict[str, str]:
+    result = compose(directory, "exec", "-T", "redis", "redis-cli", "INFO", section)
+    lines = result.stdout.decode().splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+def settle_redis(directory: Path, timeout: float = 300) -> None:
+    """Rewrite the AOF, then snapshot: everything is in both files, and no automatic save starts later."""
+
+    def redis_cli(*args: str) -> str:
+        result = compose(directory, "exec", "-T", "redis", "redis-cli", *args, check=False)
+        return result.stdout.decode(errors="replace").strip()
+
+    rewriting = False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # Refused while an automatic rewrite runs: that one may not hold the last writes compacted.
+        if not rewriting:
+            rewriting = redis_cli("BGREWRITEAOF").startswith("Background append only file rewriting")
+        else:
+            info = redis_info(directory, "persistence")
+            if info.get("aof_last_bgrewrite_status") == "err":
+                raise SandboxError(f"rewriting the AOF of the redis in {directory} failed; see its logs")
+            busy = ("aof_rewrite_in_progress", "aof_rewrite_scheduled", "rdb_bgsave_in_progress")
+            # SAVE fails if the save policy started a snapshot meanwhile: then wait for that one too.
+            if all(info.get(field) == "0" for field in busy) and redis_cli("SAVE") == "OK":
+                return
+        time.sleep(POLL_SECONDS)
+    raise SandboxError(f"the redis in {directory} did not finish writing its files within {timeout:.0f} s")
+
+
+def pad_postgres(directory: Path, megabytes: int) -> dict[str, int]:
+    if not megabytes:
+        return {"postgres_applications": 0, "postgres_end_devices": 0}
+    compose(directory, *psql_args("-q"), input=postgres_padding_sql(megabytes).encode())
+    # A parallel VACUUM puts maintenance_work_mem (64 MB) in /dev/shm, which Docker limits to 64 MB.
+    compose(directory, *psql_args("-q", "-c", "VACUUM (ANALYZE, PARALLEL 0)"))
+    applications = int(sql_value(directory, "SELECT count(*) FROM applications WHERE application_id LIKE 'fleet-%'"))
+    return {
+        "postgres_applications": applications,
+        "postgres_end_devices": applications * POSTGRES_DEVICES_PER_APPLICATION,
+    }
+
+
+def sql_value(directory: Path, query: str) -> str:
+    return compose(directory, *psql_args("-X", "-A", "-t", "-c", query)).stdout.decode().strip()
+
+
+def measure(directory: Path) -> dict[str, int]:
+    """What the deployment holds: database size, Redis memory and files, blob files."""
+    blob = [path.stat().st_size for path in (directory / "blob").rglob("*") if path.is_file()]
+    redis_files = [path.stat().st_size for path in (directory / ".env" / "data" / "redis").rglob("*") if path.is_file()]
+    return {
+        "postgres_bytes": int(sql_value(directory, "SELECT pg_database_size('ttn_lorawan')")),
+        "redis_keys": int(redis_info(directory, "keyspace").get("db0", "keys=0").split(",")[0].split("=")[1]),
+        "redis_used_memory_bytes": int(redis_info(directory, "memory")["used_memory"]),
+        "redis_files_bytes": sum(redis_files),
+        "blob_files": len(blob),
+        "blob_bytes": sum(blob),
+    }
 
 
 def project_name(directory: Path) -> str:

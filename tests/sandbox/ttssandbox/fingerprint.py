@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .common import EDITIONS, SandboxError, compose, psql_args
@@ -27,7 +28,7 @@ WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY 1
 """
 
-# One round trip for every key; hashes and sets are sorted so the order Redis keeps them in does not matter.
+# The checksum of each key in KEYS; hashes and sets are sorted so the order Redis keeps them in does not matter.
 KEY_CHECKSUMS = r"""
 local function framed(items)
   local parts = {}
@@ -35,7 +36,7 @@ local function framed(items)
   return table.concat(parts, ',')
 end
 local out = {}
-for _, key in ipairs(redis.call('KEYS', '*')) do
+for _, key in ipairs(KEYS) do
   local kind = redis.call('TYPE', key)['ok']
   local items
   if kind == 'string' then items = {redis.call('GET', key)}
@@ -54,6 +55,8 @@ for _, key in ipairs(redis.call('KEYS', '*')) do
 end
 return out
 """
+# Keys per script call: each call blocks Redis only briefly, however much data it holds.
+KEYS_PER_CALL = 1000
 
 SCHEMA_TABLE_SUFFIX = "migrations"
 SCHEMA_KEY_SUFFIX = "schema-version"
@@ -68,12 +71,29 @@ def postgres_tables(directory: Path) -> dict[str, dict[str, object]]:
     return tables
 
 
+def redis_command_line(*words: str) -> str:
+    """One line of redis-cli's input: every word double-quoted, as redis-cli splits its lines."""
+    return " ".join('"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"' for word in words)
+
+
 def redis_keys(directory: Path) -> dict[str, str]:
-    result = compose(directory, "exec", "-T", "redis", "redis-cli", "--raw", "EVAL", KEY_CHECKSUMS, "0")
-    lines = result.stdout.decode().splitlines()
-    if len(lines) % 2:
+    def redis_cli(*args: str, input: bytes | None = None) -> list[str]:  # noqa: A002
+        result = compose(directory, "exec", "-T", "redis", "redis-cli", "--raw", *args, input=input)
+        return result.stdout.decode().splitlines()
+
+    keys = sorted(set(redis_cli("--scan")))
+    if not keys:
+        return {}
+    (sha,) = redis_cli("SCRIPT", "LOAD", KEY_CHECKSUMS)
+    calls = [
+        redis_command_line("EVALSHA", sha, str(len(batch)), *batch)
+        for batch in (keys[start : start + KEYS_PER_CALL] for start in range(0, len(keys), KEYS_PER_CALL))
+    ]
+    lines = redis_cli(input="\n".join(calls).encode() + b"\n")
+    checksums = dict(zip(lines[::2], lines[1::2], strict=False))
+    if len(lines) != 2 * len(keys) or sorted(checksums) != keys:
         raise SandboxError(f"unexpected reply from redis in {directory}: {lines[:2]}")
-    return dict(zip(lines[::2], lines[1::2], strict=True))
+    return checksums
 
 
 def blob_files(directory: Path) -> dict[str, str]:
@@ -103,15 +123,19 @@ def fingerprint(directory: Path) -> dict:
     directory = directory.absolute()
     if not (directory / "docker-compose.yml").is_file():
         raise SandboxError(f"{directory} has no docker-compose.yml: is it a sandbox deployment?")
-    return {
-        "dir": str(directory),
-        "edition": edition_of(directory),
-        "stack_version": running_stack_version(directory),
-        "images": images(directory),
-        "postgres": postgres_tables(directory),
-        "redis": redis_keys(directory),
-        "blob": blob_files(directory),
-    }
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        postgres = pool.submit(postgres_tables, directory)
+        redis = pool.submit(redis_keys, directory)
+        blob = pool.submit(blob_files, directory)
+        return {
+            "dir": str(directory),
+            "edition": edition_of(directory),
+            "stack_version": running_stack_version(directory),
+            "images": images(directory),
+            "postgres": postgres.result(),
+            "redis": redis.result(),
+            "blob": blob.result(),
+        }
 
 
 def is_schema_bookkeeping(name: str) -> bool:
