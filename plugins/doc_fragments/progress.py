@@ -13,7 +13,7 @@ options:
     description:
       - A file on the managed host where the module writes, about once a second, how far it has come (step,
         files, bytes, totals, elapsed seconds), and which it removes at the end.
-      - The collection's action plugin for this module sets it: while the module runs, it prints that progress
+      - The collection's action plugin for this module sets it. While the module runs, it prints that progress
         every C(tts_progress_interval) seconds (a variable; default 10), instead of showing nothing for minutes. Set it
         yourself only to watch the file.
     type: path

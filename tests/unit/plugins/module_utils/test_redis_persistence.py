@@ -92,6 +92,9 @@ class FakeProject:
         self.calls.append(("exec", *argv))
         return self.finish(argv, self.answer(self.exec_answers, list(argv)), check, what)
 
+    def exec_container(self, container_id, argv, data=None, check=True, what=None, **kwargs):
+        return self.exec_in("redis", argv, data=data, check=check, what=what)
+
     def run(self, *args, check=True, what=None, **kwargs):
         self.calls.append(args)
         if args[0] == "stop":
