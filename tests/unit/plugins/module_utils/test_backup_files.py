@@ -108,3 +108,17 @@ def test_restore_puts_back_exactly_the_backed_up_files(project: Path, tmp_path: 
 def test_restore_without_index_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BackupFilesError, match=r"files\.json"):
         restore(str(tmp_path))
+
+
+def test_restore_into_another_deployment(project: Path, tmp_path: Path) -> None:
+    backup = tmp_path / "backup"
+    capture(str(backup), project_roots(str(project), None, None))
+    other = tmp_path / "other"
+    (other / "pictures").mkdir(parents=True)
+    (other / "pictures" / "stale.png").write_bytes(b"not in the backup")
+
+    restore(str(backup), project_src=str(other), blob_dir=str(other / "pictures"))
+    assert (other / "docker-compose.yml").read_text() == (project / "docker-compose.yml").read_text()
+    assert (other / "pictures" / "applications" / "app-1" / "picture-0.png").read_bytes() == bytes([0]) * 100
+    assert not (other / "pictures" / "stale.png").exists()
+    assert (other / "acme" / "cert.pem").read_text() == "certificate"
