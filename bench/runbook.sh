@@ -7,6 +7,9 @@
 # copied whole. Everything else the runbook lacks (checks, rollback) stays absent.
 #
 #   bench/runbook.sh DIR VERSION [BACKUP_DIR]
+#
+# For the benchmark (bench/run) each step also prints `runbook-phase <name> <epoch seconds>` to stderr as it
+# begins, and `runbook-phase healthy <epoch seconds>` once the stack is healthy; the steps themselves are unchanged.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
@@ -35,17 +38,22 @@ if grep -q 'thethingsindustries/lorawan-stack:' docker-compose.yml; then
     services=(stack grafana)
 fi
 step() { printf '%s runbook: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+phase() { printf 'runbook-phase %s %s\n' "$1" "$(date +%s.%N)" >&2; }
 
+phase tag
 step "1. set the image tag to $version"
 sed -i -E "s#(lorawan-stack(-noc-grafana)?:)[0-9]+\.[0-9]+(\.[0-9]+)?#\1${version}#" docker-compose.yml
 
+phase pull
 step "2. pull ${services[*]}"
 docker compose pull --quiet "${services[@]}"
 
+phase stop
 step "3. stop ${services[*]}, then redis"
 docker compose stop "${services[@]}"
 docker compose stop redis
 
+phase redis_copy
 step "4. copy Redis' append-only file(s), start redis again"
 data=${DEV_DATA_DIR:-.env/data}
 if [ -d "$data/redis/appendonlydir" ]; then
@@ -55,13 +63,16 @@ else
 fi
 docker compose start redis
 
+phase pg_dump
 step "5. pg_dump ttn_lorawan"
 docker compose exec -T postgres pg_dump -U root --format=c ttn_lorawan > "$backup/ttn_lorawan.dump"
 chmod 0600 "$backup/ttn_lorawan.dump"
 
+phase blob_copy
 step "6. copy the blob directory"
 cp -a blob "$backup/blob"
 
+phase migrate
 step "7. migrate"
 docker compose run --rm -T stack is-db migrate
 docker compose run --rm -T stack ns-db migrate
@@ -70,15 +81,18 @@ if [ "$binary" = tti-lw-stack ]; then
     docker compose run --rm -T stack as-db migrate
 fi
 
+phase start
 step "8. start ${services[*]}"
 docker compose up -d "${services[@]}"
 container=$(docker compose ps -q stack)
-for _ in $(seq 1 120); do
+# The image checks its health every minute (as TTS's does): Docker says healthy a minute after the start at best.
+for _ in $(seq 1 360); do
     if [ "$(docker inspect --format '{{.State.Health.Status}}' "$container")" = healthy ]; then
+        phase healthy
         step "done: $(docker compose exec -T stack "$binary" version | grep '^Version:'), backup in $backup"
         exit 0
     fi
     sleep 0.5
 done
-echo "runbook: the stack did not become healthy within 60 s" >&2
+echo "runbook: the stack did not become healthy within 180 s" >&2
 exit 1

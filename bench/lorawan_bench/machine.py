@@ -1,0 +1,59 @@
+"""What the numbers were measured on."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from .commands import BenchError, run
+
+
+def first_line(argv: list[str]) -> str:
+    try:
+        result = run(argv)
+    except BenchError:
+        return "unknown"
+    lines = result.stdout.strip().splitlines()
+    return lines[0].strip() if result.returncode == 0 and lines else "unknown"
+
+
+def field(path: Path, prefix: str) -> str:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith(prefix):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine() -> dict[str, object]:
+    memory_kb = field(Path("/proc/meminfo"), "MemTotal").split()[0]
+    os_name = pretty_os()
+    try:
+        ansible_core = metadata.version("ansible-core")
+    except metadata.PackageNotFoundError:
+        ansible_core = "unknown"
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": field(Path("/proc/cpuinfo"), "model name"),
+        "memory_gb": round(int(memory_kb) / 1024 / 1024, 1) if memory_kb.isdigit() else None,
+        "kernel": platform.release(),
+        "os": os_name,
+        "docker": first_line(["docker", "version", "--format", "{{.Server.Version}}"]),
+        "compose": first_line(["docker", "compose", "version"]),
+        "ansible_core": ansible_core,
+        "python": platform.python_version(),
+    }
+
+
+def pretty_os() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return platform.system()
