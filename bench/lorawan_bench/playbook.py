@@ -94,6 +94,9 @@ def _record(
     marks, end = playbook_marks(timeline)
     phases = intervals(marks, end or completed.finished)
     report = ansible.report(deployment)
+    # The downtime is one task (the cutover): its own steps, from the report's marks, say where it goes.
+    report_marks = [(str(name), float(at)) for name, at in report.get("marks") or []]
+    inside = intervals(report_marks, end or completed.finished) if report_marks else phases
     recap = parse_recap(completed.stdout).get(deployment.name, {})
     return {
         "method": "ours",
@@ -102,7 +105,7 @@ def _record(
         "downtime_seconds": None if downtime.seconds is None else round(downtime.seconds, 3),
         "downtime": observed.downtime_dict(deployment.name),
         "phases": durations(phases),
-        "downtime_phases": clipped(phases, downtime.down_at, downtime.up_at),
+        "downtime_phases": clipped(inside, downtime.down_at, downtime.up_at),
         "report_result": report.get("result"),
         "report_downtime_seconds": report.get("downtime_seconds"),
         "report_timings": report.get("timings"),

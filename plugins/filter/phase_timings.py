@@ -9,14 +9,15 @@ from itertools import pairwise
 from ansible.errors import AnsibleFilterError
 
 SERVING = "serving"
-DOWN = "stop"
+# Marks where the stack goes down: the upgrade's stop, and the stop of a rollback after the new version served.
+DOWN = ("stop", "rollback stop")
 
 
 def phase_timings(marks, now):
     """[[phase, started at], ...] -> seconds per phase (a phase lasts until the next mark) and the downtime.
 
-    The mark `stop` starts the downtime and the first `serving` mark after it ends it; `serving` itself is no phase.
-    A phase entered twice (a retried step) adds up.
+    A `stop` or `rollback stop` mark starts an outage (unless one is going on) and the next `serving` mark ends
+    it; the downtime is the sum of the outages. `serving` itself is no phase. A phase entered twice adds up.
     """
     try:
         points = [(str(name), float(at)) for name, at in marks] + [("", float(now))]
@@ -26,12 +27,16 @@ def phase_timings(marks, now):
     for (name, started), (dummy_next, ended) in pairwise(points):
         if name != SERVING:
             timings[name] = round(timings.get(name, 0.0) + ended - started, 1)
-    downtime = None
-    stopped = next((at for name, at in points if name == DOWN), None)
-    if stopped is not None:
-        serving = next((at for name, at in points if name == SERVING and at >= stopped), None)
-        downtime = round((serving if serving is not None else float(now)) - stopped, 1)
-    return {"timings": timings, "downtime_seconds": downtime}
+    downtime, down_since = None, None
+    for name, at in points[:-1]:
+        if name in DOWN and down_since is None:
+            down_since = at
+        elif name == SERVING and down_since is not None:
+            downtime = (downtime or 0.0) + at - down_since
+            down_since = None
+    if down_since is not None:
+        downtime = (downtime or 0.0) + float(now) - down_since
+    return {"timings": timings, "downtime_seconds": None if downtime is None else round(downtime, 1)}
 
 
 class FilterModule:

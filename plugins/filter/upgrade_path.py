@@ -5,7 +5,13 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.lorawan.tts.plugins.module_utils.versions import VersionError, migration_plan, upgrade_path
+from ansible_collections.lorawan.tts.plugins.module_utils.versions import (
+    REDIS_SCHEMA_KEYS,
+    REDIS_SCHEMA_VERSION,
+    VersionError,
+    migration_plan,
+    upgrade_path,
+)
 
 
 def upgrade_path_filter(from_version, to_version, gate_stops=None):
@@ -15,10 +21,12 @@ def upgrade_path_filter(from_version, to_version, gate_stops=None):
         raise AnsibleFilterError(str(error)) from error
 
 
-def migration_plan_filter(from_version, to_version, edition="open-source", redis_schema_present=None):
-    present = redis_schema_present or {"ns-db": True, "as-db": True, "js-db": True, "dcs-db": True}
+def migration_plan_filter(from_version, to_version, edition="open-source", redis_schema_versions=None):
+    """A component left out of redis_schema_versions counts as migrated (version 1); None stands for a missing key."""
+    versions = dict.fromkeys(REDIS_SCHEMA_KEYS, REDIS_SCHEMA_VERSION)
+    versions.update(redis_schema_versions or {})
     try:
-        return migration_plan(edition, str(from_version), str(to_version), present)
+        return migration_plan(edition, str(from_version), str(to_version), versions)
     except VersionError as error:
         raise AnsibleFilterError(str(error)) from error
 

@@ -27,6 +27,10 @@ COMPOSE_ARGUMENT_SPEC = dict(
 STDERR_TAIL_LINES = 5
 
 
+# Compose subcommands after which the services' running containers may be others (or none).
+LIFECYCLE_COMMANDS = ("up", "down", "start", "stop", "restart", "kill", "rm", "create", "pause", "unpause")
+
+
 class ComposeError(Exception):
     """A compose command failed; the message says what, where and what to do."""
 
@@ -73,6 +77,7 @@ class ComposeProject:
         self.docker = module.get_bin_path("docker")
         self.command = self._find_command()
         self._config = None
+        self._running = {}
 
     @classmethod
     def from_params(cls, module):
@@ -112,6 +117,8 @@ class ComposeProject:
         """Run a compose subcommand; raise ComposeError (with the stderr tail) unless check=False."""
         check = kwargs.pop("check", True)
         what = kwargs.pop("what", None)
+        if args and args[0] in LIFECYCLE_COMMANDS:
+            self._running.clear()
         argv = self.argv(*args)
         rc, out, err = self.module.run_command(argv, cwd=self.project_src, **kwargs)
         if check and rc != 0:
@@ -161,6 +168,29 @@ class ComposeProject:
             )
         return to_text(out or b"", errors="surrogate_or_replace")
 
+    def docker_concurrently(self, commands):
+        """Run several plain docker commands (argv lists after `docker`) at once; [(rc, out, err), ...] in order.
+
+        For independent reads of the same container, where each process' start-up would otherwise add up.
+        """
+        processes = [
+            subprocess.Popen(
+                [self.docker, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            for args in commands
+        ]
+        results = []
+        for process in processes:
+            out, err = process.communicate()
+            results.append(
+                (
+                    process.returncode,
+                    to_text(out, errors="surrogate_or_replace"),
+                    to_text(err, errors="surrogate_or_replace"),
+                )
+            )
+        return results
+
     def config(self):
         """The effective configuration (files merged, variables interpolated), as a dict; read once per module run."""
         if self._config is None:
@@ -169,6 +199,10 @@ class ComposeProject:
 
             self._config = yaml.safe_load(out) or {}
         return self._config
+
+    def forget_config(self):
+        """Read the configuration again on next use: a compose file or .env was just changed."""
+        self._config = None
 
     def services(self):
         return dict(self.config().get("services") or {})
@@ -214,8 +248,23 @@ class ComposeProject:
             )
         return out
 
+    def running_container(self, service):
+        """The id of the service's one running container, else None; looked up once until a start or stop."""
+        if service not in self._running:
+            rc, out, dummy_err = self.run("ps", "--quiet", service, check=False)
+            ids = out.split() if rc == 0 else []
+            self._running[service] = ids[0] if len(ids) == 1 else None
+        return self._running[service]
+
     def exec_in(self, service, argv, data=None, env_names=(), **kwargs):
-        """Run argv in the service's running container, without a TTY."""
+        """Run argv in the service's running container, without a TTY.
+
+        By container id with `docker exec` once the container is known: a compose invocation per command would
+        parse the project again each time.
+        """
+        container_id = self.running_container(service)
+        if container_id:
+            return self.exec_container(container_id, argv, data=data, env_names=env_names, **kwargs)
         args = ["exec", "-T"]
         for name in env_names:
             args += ["-e", name]  # the value comes from this process' environment, never from argv

@@ -10,6 +10,7 @@ import json
 import re
 import shlex
 import time
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError
 from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import parse_image
@@ -19,6 +20,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.versions import (
     VersionError,
     migration_plan,
     parse_version,
+    redis_schema_keys,
 )
 
 UP_TO_DATE = "Database is up to date"
@@ -26,6 +28,8 @@ OUTPUT_TAIL_LINES = 5
 # redis-cli --no-raw prints an MGET reply as `1) "1"` or `2) (nil)` (a single key: without the number).
 MGET_ITEM = re.compile(r'^\s*(?:\d+\)\s+)?(?:"(?P<value>[^"]*)"|\(nil\))\s*$')
 RUNNER_SECONDS = 3600
+# Every schema-version key the Redis components read or record, each component's own key first.
+ALL_REDIS_SCHEMA_KEYS = [key for component in REDIS_SCHEMA_KEYS for key in redis_schema_keys(component)]
 COMPOSE_NOISE = re.compile(r"^\s*(Container|Network|Volume|Image) \S+ \w+|^time=\".*level=warning")
 
 
@@ -73,22 +77,26 @@ class StackMigration:
                 % (image, self.service, self.to_version)
             )
 
-    def redis_schema_versions(self):
-        """Every component's Redis schema-version value (None when the key is missing), with one MGET."""
-        components = list(REDIS_SCHEMA_KEYS)
+    def read_redis_schema_keys(self) -> Dict[str, Optional[str]]:
+        """The value of every key of ALL_REDIS_SCHEMA_KEYS (None when missing), with one MGET."""
         dummy_rc, out, dummy_err = self.project.exec_in(
             self.redis_service,
-            ["redis-cli", "--no-raw", "MGET", *[REDIS_SCHEMA_KEYS[name] for name in components]],
+            ["redis-cli", "--no-raw", "MGET", *ALL_REDIS_SCHEMA_KEYS],
             what="reading Redis schema versions",
         )
         values = [MGET_ITEM.match(line) for line in out.splitlines() if line.strip()]
-        if len(values) != len(components) or not all(values):
+        if len(values) != len(ALL_REDIS_SCHEMA_KEYS) or not all(values):
             raise ComposeError("unexpected answer from redis-cli MGET reading the schema versions: %r" % out[:200])
-        return {name: match.group("value") for name, match in zip(components, values, strict=True)}
+        return {key: match.group("value") for key, match in zip(ALL_REDIS_SCHEMA_KEYS, values, strict=True)}
 
-    def plan(self, components=None, force=False):
-        present = {name: value is not None for name, value in self.redis_schema_versions().items()}
-        plan = migration_plan(self.edition, self.from_version, self.to_version, present)
+    def redis_schema_versions(self) -> Dict[str, Optional[str]]:
+        """Each Redis component's schema version, the value of its key of REDIS_SCHEMA_KEYS (None when missing)."""
+        values = self.read_redis_schema_keys()
+        return {component: values[key] for component, key in REDIS_SCHEMA_KEYS.items()}
+
+    def plan(self, components: Optional[List[str]] = None, force: bool = False) -> List[List[str]]:
+        """The hop's commands; components replaces the plan, force adds --force to its Redis components."""
+        plan = migration_plan(self.edition, self.from_version, self.to_version, self.redis_schema_versions())
         if components:
             plan = [argv for argv in plan if argv[0] in components]
             planned = {argv[0] for argv in plan}
@@ -135,10 +143,31 @@ class StackMigration:
         lines = [line.strip() for line in out.splitlines() if line.strip()]
         return lines[-1] if rc == 0 and lines else None
 
-    def run(self, plan):
-        """Run each command with the compose file's image, entrypoint and environment; stop at the first failure."""
-        results = []
-        before = self.redis_schema_versions()
+    def run(self, plan: List[List[str]]) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
+        """Run the plan; the results and the failed one (None when all succeeded).
+
+        A Redis command counts as applied when it changed one of its schema-version keys, any other command when
+        it did not say "Database is up to date". Redis is read before and after only for a plan with Redis commands.
+        """
+        runs_redis_commands = any(argv[0] in REDIS_SCHEMA_KEYS for argv in plan)
+        before = self.read_redis_schema_keys() if runs_redis_commands else {}
+        results, failed = self.run_commands(plan)
+        succeeded_redis_results = [
+            result for result in results if result["argv"][0] in REDIS_SCHEMA_KEYS and result["rc"] == 0
+        ]
+        if succeeded_redis_results:
+            after = self.read_redis_schema_keys()
+            for result in succeeded_redis_results:
+                keys = redis_schema_keys(result["argv"][0])
+                result["applied"] = any(after[key] != before[key] for key in keys)
+        return results, failed
+
+    def run_commands(self, plan: List[List[str]]) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
+        """Run each command with the compose file's image, entrypoint and environment; stop at the first failure.
+
+        A single command runs in its own `compose run --rm`; several in one idle runner container.
+        """
+        results: List[Dict[str, Any]] = []
         runner = self.start_runner() if len(plan) > 1 else None
         try:
             entrypoint = self.entrypoint() if runner else None
@@ -150,17 +179,12 @@ class StackMigration:
                 else:
                     rc, out, err = self.project.run("run", "--rm", "-T", self.service, *argv, check=False)
                 output = "\n".join(part for part in (out, err) if part)
-                result = {"argv": argv, "rc": rc, "summary": output_summary(output)}
+                result = {"argv": argv, "rc": rc, "summary": output_summary(output), "applied": False}
                 results.append(result)
                 if rc != 0:
-                    result["applied"] = False
                     return results, result
                 result["applied"] = UP_TO_DATE not in output
         finally:
             if runner:
                 self.project.module.run_command([self.project.docker, "rm", "--force", runner])
-        after = self.redis_schema_versions()
-        for result in results:
-            if result["argv"][0] in REDIS_SCHEMA_KEYS:
-                result["applied"] = after[result["argv"][0]] != before[result["argv"][0]]
         return results, None

@@ -16,6 +16,7 @@ import datetime
 import os
 import re
 import tempfile
+import time
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, environment_dict, stderr_tail
@@ -166,6 +167,21 @@ class PostgresService:
                 "the %s service of %s is not running: start it (%s up -d %s) and retry"
                 % (self.service, self.project.project_src, self.project.command_name, self.service)
             )
+
+    def wait_ready(self, timeout, sleep=time.sleep, clock=time.monotonic):
+        """Wait until the server accepts connections (pg_isready), for one that was just started."""
+        deadline = clock() + timeout
+        while True:
+            rc, dummy_out, err = self.project.exec_in(self.service, ["pg_isready", "--quiet"], check=False)
+            if rc == 0:
+                return
+            if clock() > deadline:
+                raise PostgresBackupError(
+                    "PostgreSQL (%s) did not accept connections within %d s; see %s logs %s"
+                    % (self.where, timeout, self.project.command_name, self.service),
+                    stderr=err,
+                )
+            sleep(1)
 
     def env_names(self):
         return ("PGPASSWORD",) if self.env else ()
@@ -366,6 +382,8 @@ def dump_database(pg, dest, compress=None, check_mode=False, progress=None):
             "dest %s is a directory: give the path of the dump file, such as %s"
             % (dest, os.path.join(dest, "%s.dump" % pg.database))
         )
+    progress = progress or Progress(None)
+    progress.step("connecting to PostgreSQL for the pg_dump of %s" % pg.database)
     pg.require_running()
     facts = pg.server_facts()
     if not facts["exists"]:
@@ -397,7 +415,6 @@ def dump_database(pg, dest, compress=None, check_mode=False, progress=None):
         if compress is not None:
             argv += ["-Z", str(compress)]
         argv += ["-d", pg.database]
-        progress = progress or Progress(None)
         progress.step("pg_dump of %s" % pg.database)
         try:
             pg.stream(
@@ -435,19 +452,23 @@ def dump_database(pg, dest, compress=None, check_mode=False, progress=None):
 def run_restore(module, project):
     """Replace the database with the dump params['src']; on failure put the previous database back."""
     params = module.params
-    src = os.path.abspath(params["src"])
     check_database_name(params["database"])
-    if params["database"] in MAINTENANCE_DATABASES:
+    return restore_dump(PostgresService.from_params(project, params), params["src"], module.check_mode, module.warn)
+
+
+def restore_dump(pg, src, check_mode=False, warn=None):
+    """Replace pg's database with the dump src (pg_restore); on failure put the previous database back."""
+    src = os.path.abspath(src)
+    if pg.database in MAINTENANCE_DATABASES:
         raise PostgresBackupError(
             "refusing to restore over the maintenance database %s: give the application database "
-            "(TTS uses ttn_lorawan)" % params["database"]
+            "(TTS uses ttn_lorawan)" % pg.database
         )
     if not os.path.isfile(src):
         raise PostgresBackupError(
             "src %s does not exist or is not a file: give the path of a dump made by lorawan.tts.postgres_dump "
             "(pg_dump --format=c) on this host" % src
         )
-    pg = PostgresService.from_params(project, params)
     pg.require_running()
     facts = pg.server_facts()
     archive = pg.inspect_archive(src, server_major=facts["server_major"])
@@ -460,7 +481,7 @@ def run_restore(module, project):
         server_version=facts["server_version"],
         dump_server_version=archive["dumped_from"],
     )
-    if module.check_mode:
+    if check_mode:
         return result
 
     previous = pre_restore_name(database) if facts["exists"] else None
@@ -521,10 +542,11 @@ def run_restore(module, project):
                 what="dropping the previous database %s in %s" % (previous, pg.where),
             )
         except ComposeError as error:
-            module.warn(
-                "the restore succeeded, but the previous database is still there as %s (%s): drop it when "
-                "you no longer need it" % (previous, error)
-            )
+            if warn:
+                warn(
+                    "the restore succeeded, but the previous database is still there as %s (%s): drop it when "
+                    "you no longer need it" % (previous, error)
+                )
             result["previous_database"] = previous
     return result
 

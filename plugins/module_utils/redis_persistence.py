@@ -197,6 +197,15 @@ def tree_files(root):
     return sorted(found)
 
 
+def parse_sha256sum(out):
+    """sha256sum's output -> {path: checksum}."""
+    checksums = {}
+    for line in to_text(out).splitlines():
+        checksum, dummy_sep, name = line.partition("  ")
+        checksums[name.strip()] = checksum.strip()
+    return checksums
+
+
 def utc_stamp():
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
@@ -211,15 +220,19 @@ class RedisPersistence:
         self.sleep = sleep
         self.clock = clock
         self.where = "the %s service of %s" % (service, project.project_src)
+        # Set once the server was seen running: docker exec by id skips a compose invocation per command.
+        self.container_id = None
 
     # ----------------------------------------------------------------- the running server
 
     def cli(self, args, data=None, what=None):
         """redis-cli in the running container; error replies raise."""
         what = what or "redis-cli %s" % " ".join(args[:2])
-        dummy_rc, out, dummy_err = self.project.exec_in(
-            self.service, ["redis-cli", *list(args)], data=data, what="%s in %s" % (what, self.where)
-        )
+        argv, described = ["redis-cli", *list(args)], "%s in %s" % (what, self.where)
+        if self.container_id:
+            dummy_rc, out, dummy_err = self.project.exec_container(self.container_id, argv, data=data, what=described)
+        else:
+            dummy_rc, out, dummy_err = self.project.exec_in(self.service, argv, data=data, what=described)
         error = ERROR_REPLY.search(to_text(out))
         if error:
             hint = "check the Redis server's logs (docker compose logs %s)" % self.service
@@ -243,6 +256,7 @@ class RedisPersistence:
                 "configuration; start it (docker compose up -d %s, or lorawan.tts.compose_service) and retry"
                 % (self.where, state["state"] if state else "no container", self.service)
             )
+        self.container_id = state["id"]
 
     def keyspace(self):
         return keyspace_totals(parse_info(self.cli(["INFO", "keyspace"])))
@@ -275,6 +289,7 @@ class RedisPersistence:
             "version": info.get("redis_version", ""),
             "keys": keys,
             "expires": expires,
+            "busy": [name for name in BACKGROUND_CHILDREN if info.get(name, "0") not in ("0", "")],
         }
 
     def exists(self, path):
@@ -424,11 +439,11 @@ class RedisPersistence:
         path = result["path"]
         os.chmod(path, 0o700)
         try:
-            keys, expires = self.copy_out(server, path, consistency)
-            files = self.seal(path)
             if consistency == "idle":
-                self.verify_in_place(server, files)
+                keys, expires, files = self.copy_idle(server, path)
             else:
+                keys, expires = self.copy_out(server, path, consistency)
+                files = self.seal(path)
                 self.verify(server["format"], server["config"], server["target"], path, files)
             result.update(
                 keys=keys,
@@ -450,14 +465,6 @@ class RedisPersistence:
         if consistency == "rewrite":
             keys, expires = self.keyspace()
             self.background_persist(server["format"])
-            self.project.run("cp", source, destination, what=what)
-            return keys, expires
-        if consistency == "idle":
-            # Nothing writes (the caller stopped the stack): the files hold every acknowledged write already.
-            if server["format"] == "rdb":
-                self.cli(["SAVE"])
-            self.wait_background(BACKGROUND_CHILDREN)
-            keys, expires = self.keyspace()
             self.project.run("cp", source, destination, what=what)
             return keys, expires
         if server["format"] == "rdb":
@@ -541,16 +548,67 @@ class RedisPersistence:
                 "%s changed the copy in %s while checking it: the backup was removed" % (tool, path)
             )
 
+    def copy_idle(self, server, path):
+        """Copy the files of a server nothing writes to (the caller stopped the stack), verified; (keys, expires,
+        files).
+
+        Three reads of the live files run at once: the copy, the server's check tool on them and their sha256 in
+        the container. A copy byte for byte the same as files that passed the check is as good as checked, and
+        no one-off container is needed.
+        """
+        keys, expires = server["keys"], server["expires"]
+        if server["format"] == "rdb" or server["busy"]:
+            if server["format"] == "rdb":
+                self.cli(["SAVE"])
+            self.wait_background(BACKGROUND_CHILDREN)
+            keys, expires = self.keyspace()
+        live_dir = posixpath.join(server["dir"], server["target"])
+        live_files = self.live_files(live_dir)
+        tool, relative, dummy_read_only = self.check_argv(server["format"], server["config"], server["target"])
+        copied, checked, summed = self.project.docker_concurrently(
+            [
+                ["cp", "%s:%s" % (self.container_id, live_dir), os.path.join(path, server["target"])],
+                ["exec", self.container_id, tool, posixpath.join(server["dir"], relative)],
+                ["exec", self.container_id, "sha256sum", *live_files],
+            ]
+        )
+        if copied[0] != 0:
+            raise RedisPersistenceError(
+                "copying %s out of %s failed (exit %d): %s"
+                % (live_dir, self.where, copied[0], output_tail(*copied[1:]))
+            )
+        if checked[0] != 0:
+            raise RedisPersistenceError(
+                "%s found the persistence files of %s invalid (exit %d): %s. The partial backup was removed; see "
+                "docker compose logs %s" % (tool, self.where, checked[0], output_tail(*checked[1:]), self.service),
+                rc=checked[0],
+                stderr=checked[2],
+            )
+        files = self.seal(path)
+        live = parse_sha256sum(summed[1])
+        differ = [
+            item["path"] for item in files if live.get(posixpath.join(server["dir"], item["path"])) != item["sha256"]
+        ]
+        if differ:
+            raise RedisPersistenceError(
+                "the copy of %s differs from the server's files (%s): something wrote to Redis during the copy; stop "
+                "the stack first, or use consistency=rewrite" % (self.where, ", ".join(differ))
+            )
+        return keys, expires, files
+
+    def live_files(self, live_dir):
+        """The server's persistence files under live_dir (a file, or Redis 7's appendonlydir), as container paths."""
+        dummy_rc, out, dummy_err = self.project.exec_container(
+            self.container_id, ["find", live_dir, "-type", "f"], what="listing %s in %s" % (live_dir, self.where)
+        )
+        return sorted(line.strip() for line in to_text(out).splitlines() if line.strip())
+
     def live_checksums(self, server, files):
         """sha256 of the server's own copies of these backup files (by live path), read in its container."""
-        state = self.container()
+        container_id = self.container_id or self.container()["id"]
         sources = [posixpath.join(server["dir"], item["path"]) for item in files]
-        dummy_rc, out, dummy_err = self.project.exec_container(state["id"], ["sha256sum", *sources], check=False)
-        checksums = {}
-        for line in to_text(out).splitlines():
-            checksum, dummy_sep, name = line.partition("  ")
-            checksums[name.strip()] = checksum.strip()
-        return checksums
+        dummy_rc, out, dummy_err = self.project.exec_container(container_id, ["sha256sum", *sources], check=False)
+        return parse_sha256sum(out)
 
     def files_differ(self, server, files):
         """The backup files whose live counterpart is missing or differs (all of them when that cannot be read)."""
@@ -560,29 +618,6 @@ class RedisPersistence:
             for item in files
             if checksums.get(posixpath.join(server["dir"], item["path"])) != item["sha256"]
         ]
-
-    def verify_in_place(self, server, files):
-        """Check the server's own files with its check tool, in its running container, and that the copy is identical.
-
-        No one-off container: a copy byte for byte the same as files that passed the check is as good as checked.
-        """
-        tool, relative, dummy_read_only = self.check_argv(server["format"], server["config"], server["target"])
-        state = self.container()
-        live = posixpath.join(server["dir"], relative)
-        rc, out, err = self.project.exec_container(state["id"], [tool, live], check=False)
-        if rc != 0:
-            raise RedisPersistenceError(
-                "%s found the persistence files of %s invalid (exit %d): %s. The partial backup was removed; see "
-                "docker compose logs %s" % (tool, self.where, rc, output_tail(out, err), self.service),
-                rc=rc,
-                stderr=err,
-            )
-        differ = self.files_differ(server, files)
-        if differ:
-            raise RedisPersistenceError(
-                "the copy of %s differs from the server's files (%s): something wrote to Redis during the copy; stop "
-                "the stack first, or use consistency=rewrite" % (self.where, ", ".join(differ))
-            )
 
     @staticmethod
     def file_stamp(path, relative):

@@ -28,7 +28,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.editions import stack_
 
 HTTP_PORT = 1885
 HEALTHZ_SINCE = (3, 24, 0)
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.1
 PROBE_TIMEOUT = 5
 PASSWORD_VARIABLE = "TTN_LW_HTTP_HEALTH_PASSWORD"  # noqa: S105 the name of a variable
 STACK_VERSION_LINE = re.compile(r"^Version:\s+(\S+)\s*$", re.MULTILINE)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from typing import List, Mapping, Optional, Tuple, Union
 
 DOCKER_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 TTS_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")
@@ -31,14 +32,23 @@ GATES = (
 )
 
 EDITIONS = ("open-source", "enterprise")
+# The Redis key each component's `migrate` reads and records its schema version in.
 REDIS_SCHEMA_KEYS = {
     "ns-db": "ttn:v3:ns:devices:schema-version",
-    "as-db": "ttn:v3:as:devices:schema-version",
-    "js-db": "ttn:v3:js:devices:schema-version",
+    "as-db": "ttn:v3:as:schema-version",
+    "js-db": "ttn:v3:js:keys:schema-version",
     "dcs-db": "ttn:v3:dcs:schema-version",
 }
+# Keys a component's `migrate` also records: `ns-db migrate` of 3.25.0 and later sets the application uplinks' too.
+REDIS_SCHEMA_EXTRA_KEYS = {"ns-db": ("ttn:v3:ns:application-uplinks:schema-version",)}
+# Every Redis schema has been at version 1 since 3.17: a key at 1 means nothing to migrate.
+REDIS_SCHEMA_VERSION = 1
+# From 3.25.0, `ns-db migrate` refuses a Redis whose devices schema version is missing (or below 1) unless --force.
+NS_DB_FORCE_REQUIRED = (3, 25, 0)
+# Enterprise releases whose `storage-db migrate` has work to do.
+STORAGE_DB_MIGRATIONS = ((3, 20, 0), (3, 26, 0))
 DCS_DB_REMOVED = (3, 26, 0)
-JS_DB_REQUIRED = (3, 18, 0)
+JS_DB_INTRODUCED = (3, 18, 0)
 
 
 class VersionError(ValueError):
@@ -108,28 +118,56 @@ def check_single_hop(from_version, to_version):
             )
 
 
-def migration_plan(edition, from_version, to_version, redis_schema_present):
-    """The `*-db migrate` commands (argv after the stack binary) for one hop, in order.
+def redis_schema_keys(component: str) -> Tuple[str, ...]:
+    """Every Redis key the `migrate` of a Redis component records a schema version in, its own first."""
+    return (REDIS_SCHEMA_KEYS[component], *REDIS_SCHEMA_EXTRA_KEYS.get(component, ()))
 
-    redis_schema_present maps each key of REDIS_SCHEMA_KEYS to whether its schema-version key exists;
-    a Redis that never had it needs --force.
+
+def redis_schema_outdated(value: Optional[Union[str, int]]) -> bool:
+    """Whether a schema-version value read from Redis asks for a migration: missing, below 1, or not a number."""
+    if value is None:
+        return True
+    try:
+        return int(value) < REDIS_SCHEMA_VERSION
+    except ValueError:
+        return True
+
+
+def migration_plan(
+    edition: str,
+    from_version: str,
+    to_version: str,
+    redis_schema_versions: Mapping[str, Optional[Union[str, int]]],
+) -> List[List[str]]:
+    """The `*-db migrate` commands (argv after the stack binary) for one hop, in order: only what the hop needs.
+
+    redis_schema_versions maps each component of REDIS_SCHEMA_KEYS to the value of its schema-version key, None
+    when the key is missing (a component left out counts as missing). `is-db migrate` runs on every hop (a no-op
+    when nothing is pending); a Redis component's `migrate` only when its key is missing or below 1, with --force
+    only for `ns-db` from 3.25.0, which refuses such a Redis otherwise. Enterprise adds `noc-db migrate` on every
+    hop, `storage-db migrate` on a hop that reaches 3.20.0 or 3.26.0, and `dcs-db migrate` like the other Redis
+    components but only before 3.26.0, which removed it.
     """
     if edition not in EDITIONS:
         raise VersionError("edition must be one of %s, not %r" % (", ".join(EDITIONS), edition))
     check_single_hop(from_version, to_version)
     start, target = parse_version(from_version), parse_version(to_version)
 
-    def redis_command(name):
-        argv = [name, "migrate"]
-        if not redis_schema_present.get(name, False):
-            argv.append("--force")
-        return argv
+    def outdated(component: str) -> bool:
+        return redis_schema_outdated(redis_schema_versions.get(component))
 
-    plan = [["is-db", "migrate"], redis_command("ns-db"), redis_command("as-db")]
-    if start < JS_DB_REQUIRED <= target or not redis_schema_present.get("js-db", True):
-        plan.append(redis_command("js-db"))
+    plan = [["is-db", "migrate"]]
+    if outdated("ns-db"):
+        force = target >= NS_DB_FORCE_REQUIRED
+        plan.append(["ns-db", "migrate", "--force"] if force else ["ns-db", "migrate"])
+    if outdated("as-db"):
+        plan.append(["as-db", "migrate"])
+    if target >= JS_DB_INTRODUCED and outdated("js-db"):
+        plan.append(["js-db", "migrate"])
     if edition == "enterprise":
-        plan += [["noc-db", "migrate"], ["storage-db", "migrate"]]
-        if target < DCS_DB_REMOVED:
-            plan.append(redis_command("dcs-db"))
+        plan.append(["noc-db", "migrate"])
+        if any(start < release <= target for release in STORAGE_DB_MIGRATIONS):
+            plan.append(["storage-db", "migrate"])
+        if target < DCS_DB_REMOVED and outdated("dcs-db"):
+            plan.append(["dcs-db", "migrate"])
     return plan

@@ -10,7 +10,7 @@ module: stack_health
 short_description: Wait until The Things Stack answers its health endpoint, and check the version it runs
 version_added: 0.2.0
 description:
-  - Polls the stack's HTTP health endpoint from the managed host every 0.2 seconds until it answers 200, then
+  - Polls the stack's HTTP health endpoint from the managed host every 0.1 seconds until it answers 200, then
     reads the running version with C(<binary> version) in the container.
   - Asks TTS, not Docker. The TTS image's own health check runs once a minute, so Docker's C(healthy) can lag
     the stack by up to a minute.

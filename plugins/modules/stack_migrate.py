@@ -16,10 +16,16 @@ description:
     C(docker compose run --rm -T <service> <command>); several run in one idle one-off container of the service
     (C(docker compose run -d --rm --entrypoint sleep)), each with C(docker exec), so the downtime pays for one
     container start per hop. An image without C(sleep) falls back to one C(run) per command.
-  - "The plan: C(is-db migrate), C(ns-db migrate) and C(as-db migrate) always; C(js-db migrate) when crossing
-    3.18 (or when Redis never had its schema version); on Enterprise C(noc-db migrate) and C(storage-db migrate),
-    and C(dcs-db migrate) only below 3.26 (from 3.26 on it only prints help). Redis components get C(--force)
-    when Redis never had their schema-version key."
+  - "The plan holds only what the hop needs. C(is-db migrate) on every hop (it does nothing when no migration is
+    pending). The Redis components' schema versions are read with one C(MGET): C(ns-db migrate)
+    (C(ttn:v3:ns:devices:schema-version)), C(as-db migrate) (C(ttn:v3:as:schema-version)) and C(js-db migrate)
+    (C(ttn:v3:js:keys:schema-version), from 3.18) run only when their key is missing or below 1, the only schema
+    version since 3.17, so a deployment that was migrated before runs no Redis command at all."
+  - "C(--force) goes only to C(ns-db migrate) to 3.25.0 or later on a Redis whose devices schema version is missing
+    (or below 1), which it refuses otherwise; C(as-db) and C(js-db) never need it."
+  - "On Enterprise also C(noc-db migrate) on every hop, C(storage-db migrate) on a hop that reaches 3.20.0 or
+    3.26.0 (from below), and C(dcs-db migrate) only below 3.26 (from 3.26 on it only prints help) when its key
+    C(ttn:v3:dcs:schema-version) is missing or below 1."
   - Refuses a pair that crosses 3.19.2 or 3.24 in one hop and names the hop to take
     (see the P(lorawan.tts.upgrade_path#filter) filter).
   - The compose file's stack image must already carry O(to_version) (set it with M(lorawan.tts.compose_image)).
@@ -78,7 +84,9 @@ options:
     elements: str
     choices: [is-db, ns-db, as-db, js-db, noc-db, storage-db, dcs-db]
   force:
-    description: Pass C(--force) to the Redis components (C(ns-db), C(as-db), C(js-db), C(dcs-db)).
+    description:
+      - Pass C(--force) to every Redis component (C(ns-db), C(as-db), C(js-db), C(dcs-db)) the plan (or
+        O(components)) runs. Not needed for the planned commands, which carry C(--force) where TTS requires it.
     type: bool
     default: false
   wait_timeout:
@@ -116,7 +124,7 @@ plan:
   returned: always
   type: list
   elements: list
-  sample: [[is-db, migrate], [ns-db, migrate], [as-db, migrate]]
+  sample: [[is-db, migrate]]
 commands:
   description: The commands run, in order (none in check mode); the last one failed when the module failed.
   returned: always
@@ -134,7 +142,8 @@ commands:
       description: The last lines it printed.
       type: str
     applied:
-      description: Whether it applied a migration.
+      description:
+        - Whether it applied a migration. For a Redis component, whether it changed one of its schema-version keys.
       type: bool
   sample:
     - argv: [is-db, migrate]

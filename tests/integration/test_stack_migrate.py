@@ -21,6 +21,12 @@ def migrate_play(deployment, from_version: str, to_version: str, *, check: bool 
 """
 
 
+NS_DEVICES = "ttn:v3:ns:devices:schema-version"
+NS_UPLINKS = "ttn:v3:ns:application-uplinks:schema-version"
+AS_KEY = "ttn:v3:as:schema-version"
+DCS_KEY = "ttn:v3:dcs:schema-version"
+
+
 def commands(result: dict) -> list[str]:
     return [" ".join(command["argv"]) for command in result["commands"]]
 
@@ -34,18 +40,20 @@ def test_one_hop_plans_runs_and_is_idempotent(deploy, run_playbook) -> None:
     predicted = run_playbook(migrate_play(deployment, "3.31.1", "3.32.0", check=True)).result("migrate")
     assert predicted["changed"] is True
     assert predicted["commands"] == []
-    assert [" ".join(argv) for argv in predicted["plan"]] == ["is-db migrate", "ns-db migrate", "as-db migrate"]
+    # Every Redis schema version is at 1 already: nothing to run but is-db migrate.
+    assert [" ".join(argv) for argv in predicted["plan"]] == ["is-db migrate"]
     assert deployment.sql("SELECT count(*) FROM bun_migrations") == applied
 
     migrated = run_playbook(migrate_play(deployment, "3.31.1", "3.32.0")).result("migrate")
     assert migrated.get("failed") is not True, migrated
     assert migrated["changed"] is True
-    assert commands(migrated) == ["is-db migrate", "ns-db migrate", "as-db migrate"]
-    assert [command["applied"] for command in migrated["commands"]] == [True, False, False]
+    assert commands(migrated) == ["is-db migrate"]
+    assert [command["applied"] for command in migrated["commands"]] == [True]
     assert int(deployment.sql("SELECT count(*) FROM bun_migrations")) == int(applied) + 1
 
     again = run_playbook(migrate_play(deployment, "3.31.1", "3.32.0")).result("migrate")
     assert again["changed"] is False
+    assert commands(again) == ["is-db migrate"]
     assert all(command["rc"] == 0 for command in again["commands"])
 
     assert deployment.compose("up", "--detach", "stack").returncode == 0
@@ -91,28 +99,36 @@ def test_a_failing_migration_names_the_command_and_the_way_back(deploy, run_play
     assert commands(failed) == ["is-db migrate"]
 
 
-def test_redis_that_never_had_a_schema_version_gets_force(deploy, run_playbook) -> None:
+def test_redis_components_run_only_for_missing_keys_and_only_ns_db_gets_force(deploy, run_playbook) -> None:
     deployment = deploy("3.31.1")
-    deployment.redis("DEL", "ttn:v3:ns:devices:schema-version")
+    deployment.redis("DEL", NS_DEVICES, NS_UPLINKS, AS_KEY)
+    deployment.compose("stop", "stack")
     deployment.set_stack_tag("3.32.0")
     migrated = run_playbook(migrate_play(deployment, "3.31.1", "3.32.0")).result("migrate")
-    assert commands(migrated)[:2] == ["is-db migrate", "ns-db migrate --force"]
-    assert migrated["commands"][1]["applied"] is True
-    assert deployment.redis("GET", "ttn:v3:ns:devices:schema-version") == "5"
+    assert migrated.get("failed") is not True, migrated
+    assert commands(migrated) == ["is-db migrate", "ns-db migrate --force", "as-db migrate"]
+    assert [command["applied"] for command in migrated["commands"]] == [True, True, True]
+    assert [deployment.redis("GET", key) for key in (NS_DEVICES, NS_UPLINKS, AS_KEY)] == ["1", "1", "1"]
+
+    again = run_playbook(migrate_play(deployment, "3.31.1", "3.32.0")).result("migrate")
+    assert commands(again) == ["is-db migrate"]
+    assert again["changed"] is False
 
 
-def test_enterprise_hops_run_noc_storage_and_dcs_until_3_26(deploy, run_playbook) -> None:
+def test_enterprise_hops_run_noc_every_hop_storage_across_3_26_and_dcs_when_missing(deploy, run_playbook) -> None:
     deployment = deploy("3.24.2", "--edition", "enterprise")
     deployment.compose("stop", "stack", "grafana")
+    deployment.redis("DEL", DCS_KEY)
     for start, target, expected in (
-        ("3.24.2", "3.25.0", ["noc-db migrate", "storage-db migrate", "dcs-db migrate"]),
-        ("3.25.0", "3.26.0", ["noc-db migrate", "storage-db migrate"]),
+        ("3.24.2", "3.25.0", ["is-db migrate", "noc-db migrate", "dcs-db migrate"]),
+        ("3.25.0", "3.26.0", ["is-db migrate", "noc-db migrate", "storage-db migrate"]),
     ):
         deployment.set_stack_tag(target)
         migrated = run_playbook(migrate_play(deployment, start, target)).result("migrate")
         assert migrated.get("failed") is not True, migrated
         assert migrated["edition"] == "enterprise"
-        assert commands(migrated)[3:] == expected
+        assert commands(migrated) == expected
+    assert deployment.redis("GET", DCS_KEY) == "1"
     storage = deployment.sql("SELECT string_agg(name, ',' ORDER BY name) FROM storage_migrations")
     assert storage == "storage_uplinks,storage_uplinks_partitions,storage_uplinks_received_at"
     assert deployment.compose("up", "--detach").returncode == 0
@@ -140,6 +156,7 @@ def test_multi_hop_upgrade_through_the_gates_keeps_the_data(deploy, run_playbook
         deployment.set_stack_tag(hop)
         migrated = run_playbook(migrate_play(deployment, current, hop)).result("migrate")
         assert migrated.get("failed") is not True, migrated
+        assert commands(migrated) == ["is-db migrate"]
         current = hop
     assert deployment.compose("up", "--detach", "stack").returncode == 0
     wait_healthy(deployment.dir)

@@ -7,10 +7,15 @@ import time
 
 import pytest
 from ttssandbox.common import EDITIONS, REGISTRY, STACK_TAGS
+from ttssandbox.deployment import wait_healthy
 
 from .conftest import run
 
 GATE_ERROR = "database needs to be upgraded to v3.19 before upgrading to v3.20"
+NS_DEVICES = "ttn:v3:ns:devices:schema-version"
+NS_UPLINKS = "ttn:v3:ns:application-uplinks:schema-version"
+AS_KEY = "ttn:v3:as:schema-version"
+JS_KEY = "ttn:v3:js:keys:schema-version"
 
 
 @pytest.mark.parametrize("edition", sorted(EDITIONS))
@@ -54,28 +59,54 @@ def test_is_db_migrate_is_idempotent_and_gated_at_3_19_2(deploy) -> None:
     assert int(deployment.sql("SELECT count(*) FROM bun_migrations")) > int(applied)
 
 
-def test_ns_db_migrate_needs_force_on_a_redis_that_never_had_it(deploy) -> None:
-    deployment = deploy("3.24.2")
-    key = "ttn:v3:ns:devices:schema-version"
-    deployment.redis("DEL", key)
+def test_a_first_install_records_every_redis_schema_version_at_1(deploy) -> None:
+    deployment = deploy("3.31.1")
+    assert [deployment.redis("GET", key) for key in (NS_DEVICES, NS_UPLINKS, AS_KEY, JS_KEY)] == ["1", "1", "1", "1"]
 
+
+def test_ns_db_migrate_needs_force_from_3_25_on_a_redis_that_never_had_it(deploy) -> None:
+    deployment = deploy("3.24.2")
+    deployment.redis("DEL", NS_DEVICES, NS_UPLINKS)
+    before_3_25 = deployment.stack("ns-db", "migrate")
+    assert before_3_25.returncode == 0, before_3_25.stdout
+    assert deployment.redis("GET", NS_DEVICES) == "1"
+    assert deployment.redis("EXISTS", NS_UPLINKS) == "0"
+
+    deployment.set_stack_tag("3.25.0")
+    deployment.redis("DEL", NS_DEVICES)
     refused = deployment.stack("ns-db", "migrate")
     assert refused.returncode == 1
     assert "--force" in refused.stdout
-    assert deployment.redis("EXISTS", key) == "0"
+    assert deployment.redis("EXISTS", NS_DEVICES) == "0"
 
     forced = deployment.stack("ns-db", "migrate", "--force")
     assert forced.returncode == 0, forced.stdout
-    assert deployment.redis("GET", key) == "3"
+    assert [deployment.redis("GET", key) for key in (NS_DEVICES, NS_UPLINKS)] == ["1", "1"]
+
+    again = deployment.stack("ns-db", "migrate")
+    assert again.returncode == 0, again.stdout
+    assert "already current" in again.stdout
 
 
-def test_ns_db_migrate_refuses_to_skip_3_24(deploy) -> None:
-    deployment = deploy("3.23.1")
-    deployment.set_stack_tag("3.25.0")
-    skipped = deployment.stack("ns-db", "migrate")
-    assert skipped.returncode == 1
-    assert "migrate with v3.24 first" in skipped.stdout
-    assert deployment.redis("GET", "ttn:v3:ns:devices:schema-version") == "2"
+def test_as_and_js_db_migrate_need_no_force_and_stop_early_when_current(deploy) -> None:
+    deployment = deploy("3.31.1")
+    deployment.redis("DEL", AS_KEY, JS_KEY)
+    for command, key in (("as-db", AS_KEY), ("js-db", JS_KEY)):
+        migrated = deployment.stack(command, "migrate")
+        assert migrated.returncode == 0, migrated.stdout
+        assert "Migrated database schema" in migrated.stdout
+        assert deployment.redis("GET", key) == "1"
+        again = deployment.stack(command, "migrate")
+        assert again.returncode == 0, again.stdout
+        assert "already current" in again.stdout
+
+
+def test_start_does_not_check_redis_schema_versions(deploy) -> None:
+    deployment = deploy("3.31.1")
+    deployment.compose("stop", "stack")
+    deployment.redis("DEL", NS_DEVICES, NS_UPLINKS, AS_KEY, JS_KEY)
+    assert deployment.compose("up", "--detach", "stack").returncode == 0
+    wait_healthy(deployment.dir)
 
 
 def test_start_refuses_while_migrations_are_pending(deploy) -> None:
@@ -173,7 +204,7 @@ def test_enterprise_deployment_runs_its_extra_migrations_and_grafana(deploy) -> 
     deployment = deploy("3.25.0", "--edition", "enterprise")
     tables = deployment.sql("SELECT string_agg(name, ',' ORDER BY name) FROM noc_migrations")
     assert tables == "noc_application_metrics,noc_gateway_metrics"
-    assert deployment.redis("GET", "ttn:v3:dcs:schema-version") == "2"
+    assert deployment.redis("GET", "ttn:v3:dcs:schema-version") == "1"
     grafana = deployment.compose("ps", "--format", "{{.State}}", "grafana")
     assert grafana.stdout.strip() == "running"
     assert deployment.fingerprint()["stack_version"] == "3.25.0"

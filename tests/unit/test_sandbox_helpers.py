@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 from ttssandbox.cli import parser
-from ttssandbox.deployment import render
+from ttssandbox.deployment import migrations, render
 from ttssandbox.fingerprint import data_differences, redis_command_line
 from ttssandbox.host import image_plan
 from ttssandbox.seed import SEED_SIZES, png, postgres_sql, redis_commands
@@ -29,6 +29,14 @@ from ttssandbox.sizes import (
     postgres_padding_sql,
     write_extra_blob_files,
 )
+
+
+def test_a_first_install_forces_only_ns_db() -> None:
+    first_install = ["is-db migrate", "ns-db migrate --force", "as-db migrate", "js-db migrate"]
+    assert [" ".join(argv) for argv in migrations("3.31.1", "open-source")] == first_install
+    enterprise = [" ".join(argv) for argv in migrations("3.25.0", "enterprise")]
+    assert enterprise == [*first_install, "noc-db migrate", "storage-db migrate", "dcs-db migrate"]
+    assert "dcs-db migrate" not in [" ".join(argv) for argv in migrations("3.26.0", "enterprise")]
 
 
 def test_render_offsets_ports_and_fills_values() -> None:

@@ -14,8 +14,38 @@ standin = importlib.util.module_from_spec(spec)
 sys.modules["lorawan_stack_standin"] = standin
 spec.loader.exec_module(standin)
 
-NS = next(component for component in standin.REDIS_COMPONENTS if component.command == "ns-db")
-DCS = next(component for component in standin.REDIS_COMPONENTS if component.command == "dcs-db")
+COMPONENTS = {component.command: component for component in standin.REDIS_COMPONENTS}
+NS, AS, DCS = COMPONENTS["ns-db"], COMPONENTS["as-db"], COMPONENTS["dcs-db"]
+NS_UPLINKS = "ttn:v3:ns:application-uplinks:schema-version"
+
+
+class FakeRedis:
+    """The redis-py calls of the stand-in's Redis migrations, on a dict."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+        self.writes = 0
+
+    def get(self, key: str) -> bytes | None:
+        return self.values.get(key)
+
+    def mget(self, keys: tuple[str, ...]) -> list[bytes | None]:
+        return [self.values.get(key) for key in keys]
+
+    def set(self, key: str, value: int) -> None:
+        self.writes += 1
+        self.values[key] = str(value).encode()
+
+    def mset(self, mapping: dict[str, int]) -> None:
+        self.writes += 1
+        self.values.update({key: str(value).encode() for key, value in mapping.items()})
+
+
+@pytest.fixture
+def redis(monkeypatch: pytest.MonkeyPatch) -> FakeRedis:
+    fake = FakeRedis()
+    monkeypatch.setattr(standin, "redis_client", lambda settings: fake)
+    return fake
 
 
 def settings(version: str, binary: str = "ttn-lw-stack") -> standin.Settings:
@@ -53,10 +83,13 @@ def test_migrations_are_cumulative_by_version() -> None:
     assert len(standin.is_migrations_for((3, 32, 0))) == len(names) + 1
 
 
-def test_schema_versions_and_removed_commands() -> None:
-    assert NS.required((3, 23, 1)) == 2
-    assert NS.required((3, 24, 2)) == 3
-    assert NS.required((3, 32, 0)) == 5
+def test_redis_keys_and_removed_commands() -> None:
+    assert {component.command: component.key for component in standin.REDIS_COMPONENTS} == {
+        "ns-db": "ttn:v3:ns:devices:schema-version",
+        "as-db": "ttn:v3:as:schema-version",
+        "js-db": "ttn:v3:js:keys:schema-version",
+        "dcs-db": "ttn:v3:dcs:schema-version",
+    }
     assert DCS.available((3, 25, 0), enterprise=True)
     assert not DCS.available((3, 26, 0), enterprise=True)
     assert not DCS.available((3, 25, 0), enterprise=False)
@@ -88,3 +121,59 @@ def test_unknown_commands_print_help_and_succeed(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert out.startswith("Usage:")
     assert "dcs-db" not in out
+
+
+def test_ns_db_migrate_from_3_25_needs_force_on_a_redis_without_the_key(redis: FakeRedis) -> None:
+    with pytest.raises(standin.CommandError, match="use --force"):
+        standin.redis_migrate(settings("3.25.0"), NS, force=False)
+    assert redis.values == {}
+    standin.redis_migrate(settings("3.25.0"), NS, force=True)
+    assert redis.values == {NS.key: b"1", NS_UPLINKS: b"1"}
+
+
+def test_ns_db_migrate_before_3_25_records_one_key_without_force(redis: FakeRedis) -> None:
+    standin.redis_migrate(settings("3.24.2"), NS, force=False)
+    assert redis.values == {NS.key: b"1"}
+
+
+def test_ns_db_migrate_from_3_25_adds_the_uplinks_key_then_is_current(
+    redis: FakeRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    redis.values[NS.key] = b"1"
+    standin.redis_migrate(settings("3.25.0"), NS, force=False)
+    assert redis.values == {NS.key: b"1", NS_UPLINKS: b"1"}
+    assert redis.writes == 1
+    standin.redis_migrate(settings("3.32.0"), NS, force=False)
+    assert redis.writes == 1
+    assert "already current" in capsys.readouterr().out
+
+
+def test_as_db_migrate_needs_no_force_and_returns_early_when_current(redis: FakeRedis) -> None:
+    standin.redis_migrate(settings("3.32.0"), AS, force=False)
+    assert redis.values == {AS.key: b"1"}
+    standin.redis_migrate(settings("3.32.0"), AS, force=False)
+    assert redis.writes == 1
+
+
+def test_start_checks_no_redis_schema_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Cursor:
+        def __enter__(self) -> object:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def execute(self, *args: object) -> None:
+            return None
+
+        def fetchall(self) -> list[tuple[str, int]]:
+            return [(migration.name, 1) for migration in standin.IS_MIGRATIONS]
+
+    class Connection(Cursor):
+        def cursor(self) -> Cursor:
+            return Cursor()
+
+    monkeypatch.setattr(standin, "postgres", lambda uri: Connection())
+    monkeypatch.setattr(standin, "redis_client", lambda settings: pytest.fail("start read Redis"))
+    configured = standin.Settings("ttn-lw-stack", (3, 32, 0), {"is": {"database-uri": "postgres://x"}})
+    assert standin.pending_work(configured) == []

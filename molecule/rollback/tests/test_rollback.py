@@ -1,4 +1,5 @@
-"""Verify the rollback scenario: after failed upgrades to 3.98.0 and 3.98.1, 3.31.1 runs with every byte kept."""
+"""Verify the rollback scenario: after upgrades to 3.98.0 and 3.98.1 that fail, and one to 3.32.0 whose post-upgrade
+tasks fail, 3.31.1 runs with every byte kept."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 DEPLOYMENT = EPHEMERAL / f"upgrade-{os.environ['MOLECULE_SCENARIO_NAME']}"
 BACKUPS = EPHEMERAL / "backups"
 FINGERPRINTS = EPHEMERAL / "fingerprints"
-FAILING = ["3.98.0", "3.98.1"]
+FAILING = ["3.98.0", "3.98.1", "3.32.0"]
 
 
 @pytest.mark.parametrize("version", FAILING)

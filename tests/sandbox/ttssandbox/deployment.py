@@ -131,17 +131,18 @@ def wait_for_databases(directory: Path) -> None:
 
 
 def migrations(version: str, edition: str) -> list[list[str]]:
-    """What a first install of this version runs; Redis schema keys are new, so --force."""
+    """What a first install of this version runs. Redis has no schema keys yet: `ns-db migrate` of 3.25 and later
+    refuses that without --force (earlier versions ignore it); the other Redis components need none."""
     commands = [
         ["is-db", "migrate"],
         ["ns-db", "migrate", "--force"],
-        ["as-db", "migrate", "--force"],
-        ["js-db", "migrate", "--force"],
+        ["as-db", "migrate"],
+        ["js-db", "migrate"],
     ]
     if edition == "enterprise":
         commands += [["noc-db", "migrate"], ["storage-db", "migrate"]]
         if tuple(int(part) for part in version.split(".")) < (3, 26, 0):
-            commands.append(["dcs-db", "migrate", "--force"])
+            commands.append(["dcs-db", "migrate"])
     return commands
 
 

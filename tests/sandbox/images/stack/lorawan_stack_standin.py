@@ -4,10 +4,11 @@ Installed in the sandbox's stack images as ``ttn-lw-stack`` (Open Source) or
 ``tti-lw-stack`` (Enterprise). It reproduces the behaviour an upgrade tool
 depends on (see shared/tts-facts.md): ``version`` output, ``is-db migrate``
 with versioned schema changes tracked in ``bun_migrations`` and the 3.19.2
-gate, Redis schema-version keys for ``ns-db``/``as-db``/``js-db`` (``--force``
-on a Redis that never had them, the 3.24 gate for ``ns-db``), the Enterprise
-``noc-db``/``storage-db``/``dcs-db`` commands, and ``start`` serving
-``/healthz`` on 1885 and refusing to run while migrations are pending.
+gate, the Redis schema-version keys of ``ns-db``/``as-db``/``js-db`` (version 1,
+``ns-db migrate`` of 3.25 and later needs ``--force`` on a Redis that never had
+its key), the Enterprise ``noc-db``/``storage-db``/``dcs-db`` commands, and
+``start`` serving ``/healthz`` on 1885 and refusing to run while Postgres
+migrations are pending (as TTS, it never checks the Redis schema versions).
 
 The version comes from the image (``LORAWAN_STACK_VERSION``). Two versions fail
 on purpose: 3.98.0's ``is-db migrate`` applies part of its work and then exits
@@ -31,7 +32,12 @@ Version = tuple[int, int, int]
 FAILS_MIGRATION = (3, 98, 0)
 NEVER_HEALTHY = (3, 98, 1)
 IS_DB_GATE = (3, 19, 2)
-NS_DB_GATE = (3, 24, 0)
+# The only Redis schema version of every component (TTS: since 3.17).
+REDIS_SCHEMA_VERSION = 1
+# From 3.25.0, ns-db migrate refuses a Redis without the devices' schema version unless --force, and also records
+# the application uplinks' schema version.
+NS_DB_FORCE_REQUIRED = (3, 25, 0)
+NS_APPLICATION_UPLINKS_KEY = "ttn:v3:ns:application-uplinks:schema-version"
 
 
 def parse_version(text: str) -> Version:
@@ -192,21 +198,12 @@ BROKEN_IN_3_98_0 = {
 
 @dataclass(frozen=True)
 class RedisComponent:
-    """A Redis-backed component with a schema-version key and its schema history."""
+    """A Redis-backed component and the key its ``migrate`` records the schema version in."""
 
     command: str
     key: str
-    history: tuple[tuple[Version, int], ...]
-    gate: Version | None = None
     enterprise_only: bool = False
     removed_in: Version | None = None
-
-    def required(self, version: Version) -> int:
-        required = 0
-        for introduced, schema in self.history:
-            if introduced <= version:
-                required = schema
-        return required
 
     def available(self, version: Version, enterprise: bool) -> bool:
         if self.enterprise_only and not enterprise:
@@ -215,21 +212,10 @@ class RedisComponent:
 
 
 REDIS_COMPONENTS = (
-    RedisComponent(
-        "ns-db",
-        "ttn:v3:ns:devices:schema-version",
-        (((3, 10, 0), 1), ((3, 18, 0), 2), (NS_DB_GATE, 3), ((3, 25, 0), 4), ((3, 31, 0), 5)),
-        gate=NS_DB_GATE,
-    ),
-    RedisComponent("as-db", "ttn:v3:as:devices:schema-version", (((3, 10, 0), 1), ((3, 26, 0), 2))),
-    RedisComponent("js-db", "ttn:v3:js:devices:schema-version", (((3, 10, 0), 1), ((3, 18, 0), 2))),
-    RedisComponent(
-        "dcs-db",
-        "ttn:v3:dcs:schema-version",
-        (((3, 10, 0), 1), ((3, 20, 0), 2)),
-        enterprise_only=True,
-        removed_in=(3, 26, 0),
-    ),
+    RedisComponent("ns-db", "ttn:v3:ns:devices:schema-version"),
+    RedisComponent("as-db", "ttn:v3:as:schema-version"),
+    RedisComponent("js-db", "ttn:v3:js:keys:schema-version"),
+    RedisComponent("dcs-db", "ttn:v3:dcs:schema-version", enterprise_only=True, removed_in=(3, 26, 0)),
 )
 
 
@@ -265,7 +251,7 @@ ENTERPRISE_SQL_COMPONENTS = (
         (("as", "packages", "storage", "postgres", "database-uri"), ("is", "database-uri")),
         (
             ((3, 20, 0), "storage_uplinks"),
-            ((3, 21, 0), "storage_uplinks_received_at"),
+            ((3, 20, 0), "storage_uplinks_received_at"),
             ((3, 26, 0), "storage_uplinks_partitions"),
         ),
     ),
@@ -439,33 +425,38 @@ def is_db_status(settings: Settings) -> None:
 # --- Redis components ---------------------------------------------------------------------------
 
 
+def schema_version(stored: bytes | None) -> int:
+    """A schema-version key's value; a missing key is version 0."""
+    return int(stored or 0)
+
+
 def redis_migrate(settings: Settings, component: RedisComponent, force: bool) -> None:
     client = redis_client(settings)
-    stored = client.get(component.key)
-    target = component.required(settings.version)
-    if stored is None:
-        if not force:
-            raise CommandError(
-                f"schema version not found in {component.key}; the database may be empty or too old, "
-                "use --force to migrate anyway"
-            )
-        current = 0
-    else:
-        current = int(stored)
-    if current >= target:
+    if component.command == "ns-db" and settings.version >= NS_DB_FORCE_REQUIRED:
+        ns_db_migrate(client, component, force)
+        return
+    current = schema_version(client.get(component.key))
+    if current >= REDIS_SCHEMA_VERSION:
         log("INFO", "Database schema version is already current", version=current)
         return
-    if (
-        component.gate
-        and settings.version[:2] > component.gate[:2]
-        and 0 < current < component.required(component.gate)
-    ):
+    client.set(component.key, REDIS_SCHEMA_VERSION)
+    log("INFO", "Migrated database schema", **{"from": current, "to": REDIS_SCHEMA_VERSION})
+
+
+def ns_db_migrate(client, component: RedisComponent, force: bool) -> None:
+    """ns-db migrate of 3.25 and later: the devices' and the application uplinks' schema versions."""
+    keys = (component.key, NS_APPLICATION_UPLINKS_KEY)
+    devices, uplinks = (schema_version(stored) for stored in client.mget(keys))
+    if devices < REDIS_SCHEMA_VERSION and not force:
         raise CommandError(
-            f"migrating {component.command} from versions before v{format_version(component.gate)} is not "
-            f"supported anymore: migrate with v{component.gate[0]}.{component.gate[1]} first"
+            f"schema version {devices} in {component.key} is not supported; the database may be empty or too old, "
+            "use --force to migrate anyway"
         )
-    client.set(component.key, target)
-    log("INFO", "Migrated database schema", **{"from": current, "to": target})
+    if devices >= REDIS_SCHEMA_VERSION and uplinks >= REDIS_SCHEMA_VERSION:
+        log("INFO", "Database schema version is already current", version=devices)
+        return
+    client.mset(dict.fromkeys(keys, REDIS_SCHEMA_VERSION))
+    log("INFO", "Migrated database schema", **{"from": devices, "to": REDIS_SCHEMA_VERSION})
 
 
 # --- Enterprise Postgres components -------------------------------------------------------------
@@ -499,7 +490,10 @@ def enterprise_sql_migrate(settings: Settings, component: EnterpriseSqlComponent
 
 
 def pending_work(settings: Settings) -> list[str]:
-    """What must be migrated before this version may serve, as TTS checks on start."""
+    """What must be migrated before this version may serve, as TTS checks on start: Postgres only.
+
+    TTS never checks the Redis schema versions on start.
+    """
     pending: list[str] = []
     connection = postgres(identity_database_uri(settings))
     with connection, connection.cursor() as cursor:
@@ -511,13 +505,6 @@ def pending_work(settings: Settings) -> list[str]:
             for component in ENTERPRISE_SQL_COMPONENTS:
                 if component.pending(settings.version, applied_names(cursor, component)):
                     pending.append(component.command)
-    client = redis_client(settings)
-    for component in REDIS_COMPONENTS:
-        if not component.available(settings.version, settings.enterprise):
-            continue
-        stored = client.get(component.key)
-        if int(stored or 0) < component.required(settings.version):
-            pending.append(component.command)
     return pending
 
 

@@ -24,6 +24,27 @@ def test_phase_timings_and_downtime() -> None:
     assert result["downtime_seconds"] == 4.5
 
 
+def test_a_rollback_after_the_new_version_served_adds_its_outage() -> None:
+    marks = [
+        ["stop", 10.0],
+        ["start", 12.0],
+        ["serving", 13.0],
+        ["seal", 13.0],
+        ["rollback stop", 20.0],
+        ["rollback start", 21.0],
+        ["serving", 22.5],
+        ["rollback seal", 22.5],
+    ]
+    result = phase_timings(marks, 30.0)
+    assert result["downtime_seconds"] == 5.5
+    assert result["timings"]["seal"] == 7.0
+
+
+def test_a_rollback_within_the_outage_does_not_count_twice() -> None:
+    marks = [["stop", 10.0], ["migrate 3.32.0", 11.0], ["rollback stop", 12.0], ["serving", 14.0]]
+    assert phase_timings(marks, 15.0)["downtime_seconds"] == 4.0
+
+
 def test_phase_timings_without_a_stop_or_a_return() -> None:
     assert phase_timings([["preflight", 1.0]], 3.0) == {"timings": {"preflight": 2.0}, "downtime_seconds": None}
     assert phase_timings([["stop", 1.0], ["rollback", 2.0]], 5.0)["downtime_seconds"] == 4.0
@@ -75,5 +96,6 @@ def test_failure_messages_say_where_the_data_is() -> None:
 
 def test_migration_plan_lines() -> None:
     lines = FilterModule().filters()["migration_plan_lines"]("3.18.2", ["3.19.2", "3.24.2"])
-    assert lines[0].startswith("3.18.2 -> 3.19.2: is-db migrate")
-    assert lines[1].startswith("3.19.2 -> 3.24.2: is-db migrate")
+    assert lines == ["3.18.2 -> 3.19.2: is-db migrate", "3.19.2 -> 3.24.2: is-db migrate"]
+    enterprise = FilterModule().filters()["migration_plan_lines"]("3.24.2", ["3.32.0"], "enterprise")
+    assert enterprise == ["3.24.2 -> 3.32.0: is-db migrate, noc-db migrate, storage-db migrate"]

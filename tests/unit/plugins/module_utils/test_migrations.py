@@ -1,10 +1,15 @@
-"""Pure helpers of stack_migrate: image references, edition detection, output summaries."""
+"""stack_migrate's helpers (image references, edition detection, output summaries) and its plan and run against a
+fake compose project."""
 
 from __future__ import annotations
 
 import pytest
 from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import parse_image
-from ansible_collections.lorawan.tts.plugins.module_utils.migrations import detect_edition, output_summary
+from ansible_collections.lorawan.tts.plugins.module_utils.migrations import (
+    StackMigration,
+    detect_edition,
+    output_summary,
+)
 from ansible_collections.lorawan.tts.plugins.module_utils.versions import VersionError
 
 
@@ -40,3 +45,109 @@ def test_output_summary_drops_compose_progress_lines() -> None:
         'time="2026-11-25T09:16:30Z" level=warning msg="the attribute `version` is obsolete"\n'
     )
     assert output_summary(output) == "INFO Applying migration name=a | ERROR migration a failed: boom"
+
+
+NS_DEVICES = "ttn:v3:ns:devices:schema-version"
+NS_UPLINKS = "ttn:v3:ns:application-uplinks:schema-version"
+MIGRATED = {
+    NS_DEVICES: "1",
+    NS_UPLINKS: "1",
+    "ttn:v3:as:schema-version": "1",
+    "ttn:v3:js:keys:schema-version": "1",
+    "ttn:v3:dcs:schema-version": None,
+}
+
+
+class FakeProject:
+    """The calls StackMigration makes on a ComposeProject; stack commands act on a dict standing for Redis."""
+
+    docker = "docker"
+
+    def __init__(self, redis: dict[str, str | None], tag: str = "3.32.0") -> None:
+        self.redis = dict(redis)
+        self.tag = tag
+        self.module = self
+        self.mgets = 0
+        self.runners_started = 0
+        self.commands: list[list[str]] = []
+
+    def require_services(self, names: list[str]) -> dict[str, dict]:
+        stack = {"image": f"thethingsnetwork/lorawan-stack:{self.tag}", "entrypoint": ["ttn-lw-stack", "-c", "/c.yml"]}
+        return {"stack": stack, "redis": {}, "postgres": {}}
+
+    def exec_in(self, service: str, argv: list[str], **kwargs: object) -> tuple[int, str, str]:
+        assert (service, argv[:3]) == ("redis", ["redis-cli", "--no-raw", "MGET"])
+        self.mgets += 1
+        values = [self.redis.get(key) for key in argv[3:]]
+        lines = [f'{n}) "{value}"' if value is not None else f"{n}) (nil)" for n, value in enumerate(values, start=1)]
+        return 0, "\n".join(lines) + "\n", ""
+
+    def stack_command(self, argv: list[str]) -> tuple[int, str, str]:
+        self.commands.append(argv)
+        if argv[:2] == ["ns-db", "migrate"]:
+            self.redis.update({NS_DEVICES: "1", NS_UPLINKS: "1"})
+            return 0, "", "INFO\tMigrated database schema"
+        return 0, "", "INFO\tDatabase is up to date" if argv[0] == "is-db" else "INFO\tMigrated database"
+
+    def run(self, *args: str, **kwargs: object) -> tuple[int, str, str]:
+        if args[:2] == ("run", "-d"):
+            self.runners_started += 1
+            return 0, "runner-1\n", ""
+        assert args[:4] == ("run", "--rm", "-T", "stack")
+        return self.stack_command(list(args[4:]))
+
+    def run_command(self, argv: list[str], **kwargs: object) -> tuple[int, str, str]:
+        if argv[:3] == ["docker", "exec", "runner-1"]:
+            assert argv[3:6] == ["ttn-lw-stack", "-c", "/c.yml"]
+            return self.stack_command(argv[6:])
+        assert argv == ["docker", "rm", "--force", "runner-1"]
+        return 0, "", ""
+
+
+def migration(project: FakeProject, edition: str = "open-source", start: str = "3.31.1") -> StackMigration:
+    return StackMigration(project, "stack", "redis", "postgres", edition, start, project.tag)
+
+
+def test_a_migrated_hop_runs_is_db_alone_without_a_runner_or_reading_redis_again() -> None:
+    project = FakeProject(MIGRATED)
+    hop = migration(project)
+    plan = hop.plan()
+    assert plan == [["is-db", "migrate"]]
+    results, failed = hop.run(plan)
+    assert failed is None
+    assert [(result["argv"], result["applied"]) for result in results] == [(["is-db", "migrate"], False)]
+    assert (project.mgets, project.runners_started) == (1, 0)
+
+
+def test_a_missing_ns_key_is_forced_and_applied_means_the_key_changed() -> None:
+    project = FakeProject({**MIGRATED, NS_DEVICES: None, NS_UPLINKS: None})
+    hop = migration(project)
+    plan = hop.plan()
+    assert plan == [["is-db", "migrate"], ["ns-db", "migrate", "--force"]]
+    results, failed = hop.run(plan)
+    assert failed is None
+    assert [result["applied"] for result in results] == [False, True]
+    assert project.commands == plan
+    assert (project.mgets, project.runners_started) == (3, 1)
+
+
+def test_a_redis_command_that_changes_no_key_applied_nothing() -> None:
+    project = FakeProject(MIGRATED)
+    hop = migration(project)
+    results, dummy_failed = hop.run(hop.plan(components=["as-db"]))
+    assert [(result["argv"], result["applied"]) for result in results] == [(["as-db", "migrate"], False)]
+    assert project.runners_started == 0
+
+
+def test_an_ns_db_migrate_that_only_sets_the_uplinks_key_applied_it() -> None:
+    project = FakeProject({**MIGRATED, NS_UPLINKS: None})
+    hop = migration(project)
+    assert hop.plan() == [["is-db", "migrate"]]
+    results, dummy_failed = hop.run(hop.plan(components=["ns-db"]))
+    assert [(result["argv"], result["applied"]) for result in results] == [(["ns-db", "migrate"], True)]
+
+
+def test_enterprise_hop_reads_the_dcs_key_below_3_26() -> None:
+    project = FakeProject(MIGRATED, tag="3.25.0")
+    plan = migration(project, "enterprise", "3.24.2").plan()
+    assert plan == [["is-db", "migrate"], ["noc-db", "migrate"], ["dcs-db", "migrate"]]

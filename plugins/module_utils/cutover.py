@@ -1,0 +1,271 @@
+# Copyright (c) 2026 lorawan.tts contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The upgrade's downtime in one process: stop, capture, migrate hop by hop, start, verify; and its rollback.
+
+Every Ansible task costs the downtime half a second or more (a module shipped and a Python started), so the
+steps that need the stack stopped run here, one after the other, with nothing between them. A failure after
+the stop rolls back in the same process: the capture goes back (Postgres from its snapshot or dump, Redis, the
+files with the old compose file), the old version starts and must answer. Each step leaves a mark (name, time)
+for the role's report.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_capture import (
+    DUMP_FILE,
+    REDIS_DIRECTORY,
+    capture_for_downtime,
+    in_parallel,
+)
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_files import BackupFilesError
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_files import restore as restore_files
+from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, container_state
+from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import (
+    ComposeFileError,
+    commit,
+    compose_files,
+    plan_tag_change,
+)
+from ansible_collections.lorawan.tts.plugins.module_utils.migrations import StackMigration
+from ansible_collections.lorawan.tts.plugins.module_utils.postgres_backup import (
+    PostgresService,
+    restore_dump,
+    restore_snapshot,
+)
+from ansible_collections.lorawan.tts.plugins.module_utils.redis_persistence import RedisPersistence
+from ansible_collections.lorawan.tts.plugins.module_utils.stack_health import StackHealth
+from ansible_collections.lorawan.tts.plugins.module_utils.versions import VersionError
+
+UP_STATES = ("running", "restarting")
+POSTGRES_READY_SECONDS = 60
+KNOWN_ERRORS = (ComposeError, ComposeFileError, VersionError, BackupFilesError, OSError)
+
+
+class CutoverError(Exception):
+    """A step failed; `phase` names it. The Cutover's result says what was done and undone."""
+
+    def __init__(self, phase: str, message: str) -> None:
+        super().__init__(message)
+        self.phase = phase
+
+
+class Cutover:
+    """One deployment's switch from one version to another, while its stack is stopped."""
+
+    def __init__(
+        self,
+        project,
+        params: Dict[str, Any],
+        check_mode: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.project = project
+        self.params = params
+        self.check_mode = check_mode
+        self.clock = clock
+        self.services: List[str] = params["services"]
+        self.from_version: str = params["from_version"]
+        self.hops: List[str] = params["hops"]
+        self.dest = os.path.abspath(params["dest"])
+        # Read (and check) the configuration now: the downtime has not begun yet.
+        project.require_services(
+            [*self.services, params["service"], params["redis_service"], params["postgres_service"]]
+        )
+        self.result: Dict[str, Any] = {
+            "changed": False,
+            "stopped": False,
+            "captured": False,
+            "capture": {},
+            "migrations": [],
+            "marks": [],
+            "rolled_back": False,
+        }
+
+    def mark(self, phase: str) -> None:
+        self.result["marks"].append([phase, self.clock()])
+
+    def step(self, phase: str, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except KNOWN_ERRORS as error:
+            raise CutoverError(phase, str(error)) from error
+        except Exception as error:  # whatever failed, the rollback must still run
+            raise CutoverError(phase, "%s: %s" % (type(error).__name__, error)) from error
+
+    # -- the upgrade ---------------------------------------------------------------------------------------
+
+    def upgrade(self) -> Dict[str, Any]:
+        """Stop, capture, migrate each hop, start, verify; on a failure after the stop, roll back (if asked)."""
+        if self.check_mode:
+            self.result["changed"] = True
+            return self.result
+        try:
+            self.mark("stop")
+            self.result["stopped"] = self.result["changed"] = True
+            self.step("stop", self.stop)
+            self.mark("backup")
+            self.result["capture"] = self.step("backup", self.capture)
+            self.result["captured"] = True
+            for hop_from, hop_to in zip([self.from_version, *self.hops[:-1]], self.hops, strict=True):
+                self.mark("migrate " + hop_to)
+                self.step("migrate " + hop_to, lambda hop_from=hop_from, hop_to=hop_to: self.migrate(hop_from, hop_to))
+            self.mark("start")
+            self.step("start", self.start)
+            self.mark("verify")
+            self.result["health"] = self.step("verify", lambda: self.health().wait(self.params["health_timeout"],
+                                                                                   expected=self.hops[-1]))  # fmt: skip
+            self.mark("serving")
+        except CutoverError as error:
+            self.result["failed_phase"] = error.phase
+            self.result["failure"] = "%s: %s" % (error.phase, error)
+            if self.params["rollback"]:
+                self.roll_back()
+            raise
+        return self.result
+
+    def stop(self) -> None:
+        self.project.run("stop", *self.services, what="stopping %s" % ", ".join(self.services))
+
+    def capture(self) -> Dict[str, Any]:
+        return capture_for_downtime(
+            self.project,
+            self.dest,
+            self.params["snapshot"],
+            self.params["blob_dir"],
+            self.params["backup_timeout"],
+        )
+
+    def set_tag(self, tag: str) -> None:
+        change = plan_tag_change(
+            compose_files(self.project.project_src, self.project.files, None),
+            self.services,
+            tag,
+            project_dir=self.project.project_src,
+        )
+        if change.changed:
+            commit(change)
+            self.project.forget_config()
+
+    def migrate(self, hop_from: str, hop_to: str) -> None:
+        self.set_tag(hop_to)
+        migration = StackMigration(
+            self.project,
+            self.params["service"],
+            self.params["redis_service"],
+            self.params["postgres_service"],
+            self.params["edition"],
+            hop_from,
+            hop_to,
+        )
+        plan = migration.plan()
+        commands, failed = migration.run(plan)
+        self.result["migrations"].append(
+            {
+                "from": hop_from,
+                "to": hop_to,
+                "commands": [" ".join(command["argv"]) for command in commands],
+                "applied": [" ".join(command["argv"]) for command in commands if command["applied"]],
+            }
+        )
+        if failed:
+            raise ComposeError(
+                "%s failed (exit %d) migrating %s to %s: %s"
+                % (" ".join(failed["argv"]), failed["rc"], hop_from, hop_to, failed["summary"])
+            )
+
+    def start(self) -> None:
+        self.project.run("up", "--detach", *self.services, what="starting %s" % ", ".join(self.services))
+
+    def health(self) -> StackHealth:
+        return StackHealth(
+            self.project, self.params["service"], self.params["health_url"], self.params["health_password"]
+        )
+
+    # -- the rollback --------------------------------------------------------------------------------------
+
+    def roll_back_upgraded(self) -> Dict[str, Any]:
+        """Roll back an upgrade whose cutover succeeded (a later step failed): the new version runs, dest holds
+        the capture."""
+        self.result.update(stopped=True, captured=True, changed=True)
+        if self.check_mode:
+            return self.result
+        self.roll_back(new_version_started=True)
+        if not self.result["rolled_back"]:
+            raise CutoverError("rollback", self.result["rollback_failure"])
+        return self.result
+
+    def roll_back(self, new_version_started: bool = False) -> None:
+        """Bring the old version back, answering; what fails here is in result['rollback_failure']."""
+        try:
+            if new_version_started or "start" in (phase for phase, dummy_at in self.result["marks"]):
+                self.mark("rollback stop")
+                self.step("rollback stop", self.stop)
+            if self.result["captured"]:
+                self.mark("rollback restore")
+                self.step("rollback restore", self.restore)
+            self.mark("rollback start")
+            self.step("rollback start", self.start)
+            self.mark("rollback verify")
+            self.result["health"] = self.step(
+                "rollback verify", lambda: self.health().wait(self.params["health_timeout"], expected=self.from_version)
+            )
+            self.mark("serving")
+            self.result["rolled_back"] = True
+        except CutoverError as error:
+            self.result["rollback_failure"] = "%s: %s" % (error.phase, error)
+
+    def start_databases(self) -> None:
+        """A rollback needs Postgres and Redis: start them when the fault stopped them."""
+        databases = [self.params["postgres_service"], self.params["redis_service"]]
+        by_service = self.project.containers(databases)
+        down = [
+            name
+            for name in databases
+            if not any(container_state(found)["state"] in UP_STATES for found in by_service.get(name) or [])
+        ]
+        if not down:
+            return
+        self.project.run("up", "--detach", "--wait", *down, what="starting %s for the rollback" % ", ".join(down))
+        if self.params["postgres_service"] in down:
+            PostgresService(self.project, self.params["postgres_service"]).wait_ready(POSTGRES_READY_SECONDS)
+
+    def restore(self) -> None:
+        """The files first (the old compose file, so that the databases run their old images), then Postgres and
+        Redis at once."""
+        restore_files(self.dest)
+        self.project.forget_config()
+        self.start_databases()
+        pg = PostgresService(self.project, self.params["postgres_service"])
+        snapshot: Optional[str] = self.params["snapshot"]
+        redis = RedisPersistence(self.project, self.params["redis_service"], timeout=self.params["backup_timeout"])
+        dummy_results, failures = in_parallel(
+            {
+                "postgres": (lambda: restore_snapshot(pg, snapshot))
+                if snapshot
+                else (lambda: restore_dump(pg, os.path.join(self.dest, DUMP_FILE))),
+                "redis": lambda: redis.restore(self.redis_copy()),
+            }
+        )
+        if failures:
+            parts = sorted(failures.items())
+            raise ComposeError("; ".join("restoring %s failed: %s" % (name, failure["msg"]) for name, failure in parts))
+
+    def redis_copy(self) -> str:
+        """This run's copy of Redis: the capture's, or the only one in dest (a rollback after the cutover)."""
+        captured = self.result["capture"].get("redis")
+        if captured:
+            return captured["path"]
+        directory = os.path.join(self.dest, REDIS_DIRECTORY)
+        copies = sorted(name for name in os.listdir(directory) if name.startswith("redis-"))
+        if len(copies) != 1:
+            raise ComposeError(
+                "%s holds %d copies of Redis, not one: restore the backup with lorawan.tts.restore instead"
+                % (directory, len(copies))
+            )
+        return os.path.join(directory, copies[0])
