@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -85,7 +86,12 @@ def analyse(samples: list[Sample], version: str | None = None) -> Downtime:
 
 
 class Poller:
-    """GET /healthz every `interval` seconds in a thread, from `with` to its end."""
+    """GET /healthz every `interval` seconds, from `with` to its end.
+
+    Each probe runs in its own worker, so a probe that hangs (while a container starts, Docker's port proxy may
+    accept a connection that nothing answers yet) does not delay the next ones; a sample is stamped with the time
+    its request began.
+    """
 
     def __init__(self, port: int, interval: float = POLL_INTERVAL) -> None:
         self.port = port
@@ -95,15 +101,20 @@ class Poller:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"healthz-{port}", daemon=True)
 
+    def _probe(self) -> None:
+        at = time.time()
+        status, version = probe(self.port)
+        with self._lock:
+            self._samples.append(Sample(at, status, version))
+
     def _loop(self) -> None:
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            at = time.time()
-            status, version = probe(self.port)
-            with self._lock:
-                self._samples.append(Sample(at, status, version))
-            next_at = max(next_at + self.interval, time.monotonic())
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
+        workers = max(2, int(POLL_TIMEOUT / self.interval) + 2)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"healthz-{self.port}") as pool:
+            next_at = time.monotonic()
+            while not self._stop.is_set():
+                pool.submit(self._probe)
+                next_at = max(next_at + self.interval, time.monotonic())
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def __enter__(self) -> Poller:
         self._thread.start()
@@ -117,8 +128,9 @@ class Poller:
 
     @property
     def samples(self) -> list[Sample]:
+        """The samples so far, in the order their requests began."""
         with self._lock:
-            return list(self._samples)
+            return sorted(self._samples, key=lambda sample: sample.at)
 
     def wait_until(self, up: bool, version: str | None, timeout: float) -> bool:
         """Until the newest sample is up (of `version`) or, with up=False, not up; False on timeout."""

@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import time
 import traceback
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from ansible_collections.lorawan.tts.plugins.module_utils.backup_files import BackupFilesError, capture, project_roots
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError
@@ -86,6 +86,7 @@ def capture_for_downtime(
     redis_timeout: int,
     redis_consistency: str = "idle",
     check_mode: bool = False,
+    snapshot_plan: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Postgres (a snapshot inside the server, or a dump when snapshot is empty), Redis and the files, at once."""
     dest = os.path.abspath(dest)
@@ -94,7 +95,7 @@ def capture_for_downtime(
     redis = RedisPersistence(project, timeout=redis_timeout)
     parts = {
         "postgres": (
-            (lambda: create_snapshot(pg, snapshot, check_mode))
+            (lambda: create_snapshot(pg, snapshot, check_mode, snapshot_plan))
             if snapshot
             else (lambda: dump_database(pg, os.path.join(dest, DUMP_FILE), check_mode=check_mode))
         ),

@@ -16,6 +16,7 @@ import os
 import subprocess
 
 from ansible.module_utils.common.text.converters import to_text
+from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import image_with_tag, parse_image
 
 COMPOSE_ARGUMENT_SPEC = dict(
     project_src=dict(type="path", required=True),
@@ -27,8 +28,10 @@ COMPOSE_ARGUMENT_SPEC = dict(
 STDERR_TAIL_LINES = 5
 
 
-# Compose subcommands after which the services' running containers may be others (or none).
-LIFECYCLE_COMMANDS = ("up", "down", "start", "stop", "restart", "kill", "rm", "create", "pause", "unpause")
+# Compose subcommands after which the named services' running containers may be others, or none; the first ones
+# may also touch services they do not name (dependencies, recreations).
+PROJECT_COMMANDS = ("up", "down", "rm", "create")
+SERVICE_COMMANDS = ("start", "stop", "restart", "kill", "pause", "unpause")
 
 
 class ComposeError(Exception):
@@ -117,8 +120,8 @@ class ComposeProject:
         """Run a compose subcommand; raise ComposeError (with the stderr tail) unless check=False."""
         check = kwargs.pop("check", True)
         what = kwargs.pop("what", None)
-        if args and args[0] in LIFECYCLE_COMMANDS:
-            self._running.clear()
+        if args and args[0] in PROJECT_COMMANDS + SERVICE_COMMANDS:
+            self.forget_containers(args)
         argv = self.argv(*args)
         rc, out, err = self.module.run_command(argv, cwd=self.project_src, **kwargs)
         if check and rc != 0:
@@ -168,28 +171,27 @@ class ComposeProject:
             )
         return to_text(out or b"", errors="surrogate_or_replace")
 
+    def start_docker(self, args):
+        """Start a plain docker command (argv after `docker`) in the background; finish_docker() waits for it."""
+        return subprocess.Popen(
+            [self.docker, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+
+    @staticmethod
+    def finish_docker(process):
+        out, err = process.communicate()
+        return (
+            process.returncode,
+            to_text(out, errors="surrogate_or_replace"),
+            to_text(err, errors="surrogate_or_replace"),
+        )
+
     def docker_concurrently(self, commands):
         """Run several plain docker commands (argv lists after `docker`) at once; [(rc, out, err), ...] in order.
 
         For independent reads of the same container, where each process' start-up would otherwise add up.
         """
-        processes = [
-            subprocess.Popen(
-                [self.docker, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-            )
-            for args in commands
-        ]
-        results = []
-        for process in processes:
-            out, err = process.communicate()
-            results.append(
-                (
-                    process.returncode,
-                    to_text(out, errors="surrogate_or_replace"),
-                    to_text(err, errors="surrogate_or_replace"),
-                )
-            )
-        return results
+        return [self.finish_docker(process) for process in [self.start_docker(args) for args in commands]]
 
     def config(self):
         """The effective configuration (files merged, variables interpolated), as a dict; read once per module run."""
@@ -203,6 +205,13 @@ class ComposeProject:
     def forget_config(self):
         """Read the configuration again on next use: a compose file or .env was just changed."""
         self._config = None
+
+    def retag_config(self, services, tag):
+        """The services' images now have `tag` in the compose files: the configuration read before says so too,
+        without reading it again."""
+        for name in services if self._config is not None else []:
+            config = self._config["services"][name]
+            config["image"] = image_with_tag(parse_image(config["image"]), tag)
 
     def services(self):
         return dict(self.config().get("services") or {})
@@ -248,13 +257,30 @@ class ComposeProject:
             )
         return out
 
-    def running_container(self, service):
-        """The id of the service's one running container, else None; looked up once until a start or stop."""
+    def forget_containers(self, args):
+        named = [name for name in args[1:] if name in self.services()] if self._config is not None else []
+        if args[0] in PROJECT_COMMANDS or not named:
+            self._running.clear()
+        for name in named:
+            self._running.pop(name, None)
+
+    def running_inspect(self, service):
+        """`docker inspect` of the service's one running container, else None; looked up once until a lifecycle
+        command (start, stop, up ...) touches the service."""
         if service not in self._running:
+            found = None
             rc, out, dummy_err = self.run("ps", "--quiet", service, check=False)
             ids = out.split() if rc == 0 else []
-            self._running[service] = ids[0] if len(ids) == 1 else None
+            if len(ids) == 1:
+                rc, out, dummy_err = self.module.run_command([self.docker, "inspect", ids[0]])
+                found = json.loads(out)[0] if rc == 0 else None
+            self._running[service] = found
         return self._running[service]
+
+    def running_container(self, service):
+        """The id of the service's one running container, else None (see running_inspect)."""
+        found = self.running_inspect(service)
+        return found["Id"] if found else None
 
     def exec_in(self, service, argv, data=None, env_names=(), **kwargs):
         """Run argv in the service's running container, without a TTY.

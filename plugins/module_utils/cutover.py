@@ -35,6 +35,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import (
 from ansible_collections.lorawan.tts.plugins.module_utils.migrations import StackMigration
 from ansible_collections.lorawan.tts.plugins.module_utils.postgres_backup import (
     PostgresService,
+    plan_snapshot,
     restore_dump,
     restore_snapshot,
 )
@@ -73,9 +74,16 @@ class Cutover:
         self.from_version: str = params["from_version"]
         self.hops: List[str] = params["hops"]
         self.dest = os.path.abspath(params["dest"])
-        # Read (and check) the configuration now: the downtime has not begun yet.
+        # Read (and check) the configuration, and find the databases' containers, now: the downtime has not begun.
         project.require_services(
             [*self.services, params["service"], params["redis_service"], params["postgres_service"]]
+        )
+        for database in (params["redis_service"], params["postgres_service"]):
+            project.running_inspect(database)
+        self.snapshot_plan = (
+            plan_snapshot(PostgresService(project, params["postgres_service"]), params["snapshot"])
+            if params["snapshot"] and not check_mode
+            else None
         )
         self.result: Dict[str, Any] = {
             "changed": False,
@@ -139,6 +147,7 @@ class Cutover:
             self.params["snapshot"],
             self.params["blob_dir"],
             self.params["backup_timeout"],
+            snapshot_plan=self.snapshot_plan,
         )
 
     def set_tag(self, tag: str) -> None:
@@ -150,7 +159,7 @@ class Cutover:
         )
         if change.changed:
             commit(change)
-            self.project.forget_config()
+            self.project.retag_config(self.services, tag)
 
     def migrate(self, hop_from: str, hop_to: str) -> None:
         self.set_tag(hop_to)

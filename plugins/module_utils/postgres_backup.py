@@ -586,10 +586,10 @@ def database_size(pg, name):
     return int(out.splitlines()[-1])
 
 
-def create_snapshot(pg, name, check_mode=False):
-    """Copy the database, inside the same server, into `name`: a file copy, seconds even for gigabytes.
+def plan_snapshot(pg, name):
+    """What create_snapshot will do: one psql call that checks the database and reads the server's version.
 
-    The copy needs no session on the source, which holds while the stack is stopped. Two psql calls in all.
+    Nothing changes; it can run before the stack stops, so that only the copy itself is in the downtime.
     """
     check_database_name(name)
     exists = "EXISTS (SELECT 1 FROM pg_database WHERE datname = %s)"
@@ -605,10 +605,21 @@ def create_snapshot(pg, name, check_mode=False):
             "database %s does not exist in %s: check the database option (TTS uses ttn_lorawan)"
             % (pg.database, pg.where)
         )
-    if fields[2] == "t":
-        return dict(changed=False, snapshot=name, database=pg.database, size=database_size(pg, name))
     # FILE_COPY writes no WAL for the copy (WAL_LOG, 15's default, writes the whole database to the WAL).
     strategy = "FILE_COPY" if major_from_version_num(fields[0]) >= FILE_COPY_FROM_MAJOR else ""
+    return {"snapshot": name, "exists": fields[2] == "t", "strategy": strategy}
+
+
+def create_snapshot(pg, name, check_mode=False, plan=None):
+    """Copy the database, inside the same server, into `name`: a file copy, seconds even for gigabytes.
+
+    The copy needs no session on the source, which holds while the stack is stopped. Two psql calls in all, one
+    when the plan (plan_snapshot) was made before.
+    """
+    plan = plan or plan_snapshot(pg, name)
+    if plan["exists"]:
+        return dict(changed=False, snapshot=name, database=pg.database, size=database_size(pg, name))
+    strategy = plan["strategy"]
     result = dict(changed=True, snapshot=name, database=pg.database, strategy=strategy)
     if check_mode:
         return result

@@ -30,6 +30,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.files import file_sha2
 
 FORMATS = ("aof-multipart", "aof", "rdb")
 CONSISTENCY_MODES = ("stop", "rewrite", "idle")
+COPY_BLOCK = 1024 * 1024
 BACKGROUND_CHILDREN = ("rdb_bgsave_in_progress", "aof_rewrite_in_progress", "aof_rewrite_scheduled")
 METADATA = "redis-backup.json"
 METADATA_VERSION = 1
@@ -197,6 +198,38 @@ def tree_files(root):
     return sorted(found)
 
 
+def copy_hashed(source, destination, root):
+    """Copy a file or a directory tree, private (0600 files, 0700 directories), hashing each file as it is read;
+    the files' list as seal() makes it, paths relative to root. A source file that changes while it is copied
+    raises."""
+    files = []
+    sources = [(source, destination)]
+    if os.path.isdir(source):
+        os.mkdir(destination, 0o700)
+        sources = [(os.path.join(source, name), os.path.join(destination, name)) for name in sorted(os.listdir(source))]
+    for from_path, to_path in sources:
+        if os.path.isdir(from_path):
+            files += copy_hashed(from_path, to_path, root)
+            continue
+        before = os.stat(from_path)
+        digest = hashlib.sha256()
+        with (
+            open(from_path, "rb") as reader,
+            open(os.open(to_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as writer,
+        ):
+            for block in iter(lambda: reader.read(COPY_BLOCK), b""):
+                digest.update(block)
+                writer.write(block)
+        after = os.stat(from_path)
+        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+            raise RedisPersistenceError(
+                "%s changed while it was copied: something wrote to Redis during the copy; stop the stack first, or "
+                "use consistency=rewrite" % from_path
+            )
+        files.append({"path": os.path.relpath(to_path, root), "size": before.st_size, "sha256": digest.hexdigest()})
+    return files
+
+
 def parse_sha256sum(out):
     """sha256sum's output -> {path: checksum}."""
     checksums = {}
@@ -249,6 +282,9 @@ class RedisPersistence:
         return container_state(containers[0]) if containers else None
 
     def require_running(self):
+        self.container_id = self.project.running_container(self.service)
+        if self.container_id:
+            return
         state = self.container()
         if not state or state["state"] != "running":
             raise RedisPersistenceError(
@@ -257,6 +293,17 @@ class RedisPersistence:
                 % (self.where, state["state"] if state else "no container", self.service)
             )
         self.container_id = state["id"]
+
+    def host_directory(self, container_dir):
+        """The host directory bind-mounted at container_dir in the running container, when this process can read
+        it; else None."""
+        found = self.project.running_inspect(self.service) or {}
+        for mount in found.get("Mounts") or []:
+            if mount.get("Type") == "bind" and mount.get("Destination") == container_dir:
+                source = mount.get("Source") or ""
+                if os.path.isdir(source) and os.access(source, os.R_OK | os.X_OK):
+                    return source
+        return None
 
     def keyspace(self):
         return keyspace_totals(parse_info(self.cli(["INFO", "keyspace"])))
@@ -552,9 +599,10 @@ class RedisPersistence:
         """Copy the files of a server nothing writes to (the caller stopped the stack), verified; (keys, expires,
         files).
 
-        Three reads of the live files run at once: the copy, the server's check tool on them and their sha256 in
-        the container. A copy byte for byte the same as files that passed the check is as good as checked, and
-        no one-off container is needed.
+        The server's check tool reads the live files while they are copied. A copy byte for byte the same as files
+        that passed the check is as good as checked, and no one-off container is needed. From a bind-mounted data
+        directory the copy is made on the host, hashed as it is read; else `docker cp`, with the live files'
+        sha256 read in the container at the same time.
         """
         keys, expires = server["keys"], server["expires"]
         if server["format"] == "rdb" or server["busy"]:
@@ -562,21 +610,19 @@ class RedisPersistence:
                 self.cli(["SAVE"])
             self.wait_background(BACKGROUND_CHILDREN)
             keys, expires = self.keyspace()
-        live_dir = posixpath.join(server["dir"], server["target"])
-        live_files = self.live_files(live_dir)
         tool, relative, dummy_read_only = self.check_argv(server["format"], server["config"], server["target"])
-        copied, checked, summed = self.project.docker_concurrently(
-            [
-                ["cp", "%s:%s" % (self.container_id, live_dir), os.path.join(path, server["target"])],
-                ["exec", self.container_id, tool, posixpath.join(server["dir"], relative)],
-                ["exec", self.container_id, "sha256sum", *live_files],
-            ]
-        )
-        if copied[0] != 0:
-            raise RedisPersistenceError(
-                "copying %s out of %s failed (exit %d): %s"
-                % (live_dir, self.where, copied[0], output_tail(*copied[1:]))
-            )
+        checker = self.project.start_docker(["exec", self.container_id, tool, posixpath.join(server["dir"], relative)])
+        host_dir = self.host_directory(server["dir"])
+        try:
+            if host_dir:
+                files = copy_hashed(
+                    os.path.join(host_dir, server["target"]), os.path.join(path, server["target"]), path
+                )
+                differ = []
+            else:
+                files, differ = self.copy_through_docker(server, path)
+        finally:
+            checked = self.project.finish_docker(checker)
         if checked[0] != 0:
             raise RedisPersistenceError(
                 "%s found the persistence files of %s invalid (exit %d): %s. The partial backup was removed; see "
@@ -584,17 +630,33 @@ class RedisPersistence:
                 rc=checked[0],
                 stderr=checked[2],
             )
-        files = self.seal(path)
-        live = parse_sha256sum(summed[1])
-        differ = [
-            item["path"] for item in files if live.get(posixpath.join(server["dir"], item["path"])) != item["sha256"]
-        ]
         if differ:
             raise RedisPersistenceError(
                 "the copy of %s differs from the server's files (%s): something wrote to Redis during the copy; stop "
                 "the stack first, or use consistency=rewrite" % (self.where, ", ".join(differ))
             )
         return keys, expires, files
+
+    def copy_through_docker(self, server, path):
+        """docker cp of the live files and their sha256 in the container, at once; (files, those that differ)."""
+        live_dir = posixpath.join(server["dir"], server["target"])
+        copied, summed = self.project.docker_concurrently(
+            [
+                ["cp", "%s:%s" % (self.container_id, live_dir), os.path.join(path, server["target"])],
+                ["exec", self.container_id, "sha256sum", *self.live_files(live_dir)],
+            ]
+        )
+        if copied[0] != 0:
+            raise RedisPersistenceError(
+                "copying %s out of %s failed (exit %d): %s"
+                % (live_dir, self.where, copied[0], output_tail(*copied[1:]))
+            )
+        files = self.seal(path)
+        live = parse_sha256sum(summed[1])
+        differ = [
+            item["path"] for item in files if live.get(posixpath.join(server["dir"], item["path"])) != item["sha256"]
+        ]
+        return files, differ
 
     def live_files(self, live_dir):
         """The server's persistence files under live_dir (a file, or Redis 7's appendonlydir), as container paths."""

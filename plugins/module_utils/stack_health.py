@@ -160,9 +160,17 @@ class StackHealth:
         container = None
         next_look = started
         problem = "no answer yet"
+        from_host = bool(self.url or self.address)
         while True:
+            if from_host:
+                # The first probe goes out before any look at the container: a stack that already answers is
+                # verified without a compose call in between.
+                status, problem = self.probe(expected or version, None)
+                probes += 1
+                if status == 200:
+                    break
             # Looking at the container costs a compose call: once a second, or for every probe run inside it.
-            if container is None or self.clock() >= next_look or not (self.url or self.address):
+            if container is None or self.clock() >= next_look or not from_host:
                 container = self.container()
                 next_look = self.clock() + 1
                 state = container_state(container)["state"] if container else "missing"
@@ -171,13 +179,13 @@ class StackHealth:
                         "the %s service of %s stopped (%s) instead of serving; its log ends: %s"
                         % (self.service, self.project.project_src, state, self.logs_tail())
                     )
-            if container is not None and container_state(container)["state"] == "running":
+            if container is None or container_state(container)["state"] != "running":
+                problem = "container %s" % (container_state(container)["state"] if container else "missing")
+            elif not from_host:
                 status, problem = self.probe(expected or version, container)
                 probes += 1
                 if status == 200:
                     break
-            else:
-                problem = "container %s" % (container_state(container)["state"] if container else "missing")
             if self.clock() >= deadline:
                 raise ComposeError(
                     "%s did not answer 200 within %d s (last: %s); its log ends: %s. Raise tts_healthcheck_timeout "
@@ -186,6 +194,12 @@ class StackHealth:
                 )
             self.sleep(POLL_SECONDS)
         healthy_after = self.clock() - started
+        container = container or self.container()
+        if container is None:
+            raise ComposeError(
+                "%s answers, but the %s service of %s has no container: something else listens there; set "
+                "tts_healthcheck_url" % (self.endpoint(expected or version), self.service, self.project.project_src)
+            )
         actual = self.running_version(container)
         if expected and not version_matches(expected, actual):
             raise ComposeError(

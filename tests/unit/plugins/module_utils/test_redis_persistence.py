@@ -112,6 +112,13 @@ class FakeProject:
     def containers(self, services=None):
         return {"redis": [{"Name": "/tts-redis-1", "Id": "abc", "State": {"Status": self.state}}]}
 
+    def running_inspect(self, service):
+        return self.containers()["redis"][0] if self.state == "running" else None
+
+    def running_container(self, service):
+        found = self.running_inspect(service)
+        return found["Id"] if found else None
+
     def ran(self, *prefix: str) -> list[tuple]:
         return [call for call in self.calls if call[: len(prefix)] == prefix]
 
