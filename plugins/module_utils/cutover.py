@@ -32,6 +32,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import (
     compose_files,
     plan_tag_change,
 )
+from ansible_collections.lorawan.tts.plugins.module_utils.files import file_sha256
 from ansible_collections.lorawan.tts.plugins.module_utils.migrations import StackMigration
 from ansible_collections.lorawan.tts.plugins.module_utils.postgres_backup import (
     PostgresService,
@@ -74,6 +75,7 @@ class Cutover:
         self.from_version: str = params["from_version"]
         self.hops: List[str] = params["hops"]
         self.dest = os.path.abspath(params["dest"])
+        self.check_unchanged(params.get("unchanged_files") or [])
         # Read (and check) the configuration, and find the databases' containers, now: the downtime has not begun.
         project.require_services(
             [*self.services, params["service"], params["redis_service"], params["postgres_service"]]
@@ -94,6 +96,20 @@ class Cutover:
             "marks": [],
             "rolled_back": False,
         }
+
+    @staticmethod
+    def check_unchanged(expected: List[Dict[str, str]]) -> None:
+        changed = [
+            item["path"]
+            for item in expected
+            if not os.path.isfile(item["path"]) or file_sha256(item["path"]) != item["sha256"]
+        ]
+        if changed:
+            raise ComposeError(
+                "%s changed since the preflight read the deployment (by tts_pre_upgrade_tasks, or by hand): nothing "
+                "was stopped. The backup holds the files as they were; run the upgrade again to start from the files "
+                "as they are now" % ", ".join(changed)
+            )
 
     def mark(self, phase: str) -> None:
         self.result["marks"].append([phase, self.clock()])

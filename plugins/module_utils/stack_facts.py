@@ -22,8 +22,13 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
     environment_dict,
     stderr_tail,
 )
-from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import parse_image
+from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import (
+    ComposeFileError,
+    compose_files,
+    parse_image,
+)
 from ansible_collections.lorawan.tts.plugins.module_utils.editions import stack_binary, stack_edition
+from ansible_collections.lorawan.tts.plugins.module_utils.files import file_sha256
 from ansible_collections.lorawan.tts.plugins.module_utils.redis_persistence import (
     keyspace_totals,
     parse_info,
@@ -34,6 +39,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.stack_health import ST
 BLOB_TARGET = "/srv/ttn-lorawan/public/blob"
 DEFAULT_PGDATA = "/var/lib/postgresql/data"
 POSTGRES_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+POSTGRES_TAG_MAJOR = re.compile(r"^(\d+)(?:[.-]|$)")
 POSTGRES_BIN_PATH = re.compile(r"/usr/lib/postgresql/(\d+(?:\.\d+)?)/bin")
 
 
@@ -171,6 +177,7 @@ class StackFacts:
         facts["redis"] = self.redis()
         facts["postgres"] = self.postgres()
         facts["blob"] = self.blob()
+        facts["compose_files"] = self.compose_files()
         self.image_warnings(edition, images, facts["postgres"])
         facts["warnings"] = self.warnings
         return facts
@@ -199,6 +206,19 @@ class StackFacts:
                 "container": state["name"],
             }
         return result
+
+    def compose_files(self):
+        """The files the configuration is read from (compose files, .env), with their sha256."""
+        try:
+            paths = compose_files(self.project.project_src, self.project.files, None)
+        except ComposeFileError as error:
+            self.warnings.append("the compose files cannot be listed: %s" % error)
+            return []
+        paths += [os.path.join(self.project.project_src, name) for name in self.project.env_files]
+        default_env = os.path.join(self.project.project_src, ".env")
+        if not self.project.env_files and os.path.isfile(default_env):
+            paths.append(default_env)
+        return [{"path": path, "sha256": file_sha256(path)} for path in paths]
 
     def compose_command(self):
         rc, out, dummy_err = self.module.run_command([*list(self.project.command), "version", "--short"])
@@ -287,7 +307,13 @@ class StackFacts:
         return result
 
     def postgres(self):
-        result = {"major_data_dir": None, "major_image": None, "database_size": None, "data_dir_free": None}
+        result = {
+            "major_data_dir": None,
+            "major_image": None,
+            "major_running": None,
+            "database_size": None,
+            "data_dir_free": None,
+        }
         service = self.service_configs.get(self.postgres_service)
         if service is None:
             self.warnings.append("the compose project has no service %r: no Postgres facts" % self.postgres_service)
@@ -300,7 +326,7 @@ class StackFacts:
             self.warnings.append(
                 "the Postgres service %r is not running: database_size is unknown" % self.postgres_service
             )
-            result["major_image"] = self._image_postgres_major(service.get("image"))
+            result["major_image"] = self._configured_postgres_major(service.get("image"))
             result["major_data_dir"] = self._host_pg_version(service, pgdata)
             return result
         hint = "check that the service runs a postgres image"
@@ -312,7 +338,9 @@ class StackFacts:
         )
         result["major_data_dir"] = out.strip() or None
         out = self._exec(self.postgres_service, ["postgres", "--version"], "'postgres --version'", hint)
-        result["major_image"] = postgres_major(out)
+        result["major_running"] = postgres_major(out)
+        # What the next start runs is the compose file's image, not necessarily the running container's.
+        result["major_image"] = self._configured_postgres_major(service.get("image")) or result["major_running"]
         user = environment.get("POSTGRES_USER") or "postgres"
         database = environment.get("POSTGRES_DB") or user
         env = {"PGPASSWORD": environment["POSTGRES_PASSWORD"]} if environment.get("POSTGRES_PASSWORD") else None
@@ -352,6 +380,15 @@ class StackFacts:
         else:
             self.warnings.append("df printed %r, not the free space: data_dir_free is unknown" % out.strip()[:80])
         return result
+
+    def _configured_postgres_major(self, image):
+        """The Postgres major of the compose file's image: from the local image, else from its tag (16, 16.4,
+        16-alpine)."""
+        major = self._image_postgres_major(image)
+        if major or not image:
+            return major
+        match = POSTGRES_TAG_MAJOR.match(parse_image(image).tag or "")
+        return match.group(1) if match else None
 
     def _image_postgres_major(self, image):
         """The Postgres major of a local image without running it: PG_MAJOR, or the bin directory in PATH."""

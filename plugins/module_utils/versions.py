@@ -31,6 +31,9 @@ GATES = (
     },
 )
 
+# The newest release whose migrations the plan knows (shared/tts-facts.md); newer targets need consent.
+NEWEST_RELEASE = (3, 36, 0)
+
 EDITIONS = ("open-source", "enterprise")
 # The Redis key each component's `migrate` reads and records its schema version in.
 REDIS_SCHEMA_KEYS = {

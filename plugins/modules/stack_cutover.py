@@ -101,6 +101,15 @@ options:
       - Seconds to wait for the started version to answer 200, after the upgrade and after a rollback.
     type: int
     default: 300
+  unchanged_files:
+    description:
+      - Files (C(path), C(sha256)) that must still have these checksums, as M(lorawan.tts.stack_info) listed them
+        in RV(lorawan.tts.stack_info#module:tts.compose_files) at the preflight. When one changed since (a
+        pre-upgrade task edited the compose file, say), the module fails before it stops anything, so that the
+        backup, made from the files as they were, fits what is upgraded.
+    type: list
+    elements: dict
+    default: []
   rollback:
     description:
       - Roll back by itself on a failure after the stop.
@@ -245,6 +254,7 @@ def main():
         health_url=dict(type="str"),
         health_password=dict(type="str", no_log=True),
         health_timeout=dict(type="int", default=300),
+        unchanged_files=dict(type="list", elements="dict", default=[]),
         rollback=dict(type="bool", default=True),
         state=dict(type="str", choices=["upgraded", "rolled_back"], default="upgraded"),
     )

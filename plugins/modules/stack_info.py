@@ -120,6 +120,13 @@ tts:
           description: Whether a pull can move the image to another major version (no tag and no digest, or a tag
             without a digit, such as C(latest)).
           type: bool
+    compose_files:
+      description:
+        - The files the configuration is read from, in order (the compose files, then C(.env) or the O(env_files)),
+          each with its sha256. M(lorawan.tts.stack_cutover) refuses to start when one changed since.
+      type: list
+      elements: dict
+      sample: [{"path": "/srv/lorawan-stack/docker-compose.yml", "sha256": "9f2c..."}]
     services:
       description: Each service's container, by service name.
       type: dict
@@ -202,8 +209,15 @@ tts:
           sample: "15"
         major_image:
           description:
-            - The major version of the image's server (C(postgres --version) in the container; when it does not
-              run, C(PG_MAJOR) or the binary path in the local image's environment). V(null) when unknown.
+            - The major version of the server the compose file's image runs, which the next start of the service
+              runs (C(PG_MAJOR) or the binary path in the local image's environment, else the image's tag such as
+              C(16) or C(16.4-alpine)). V(null) when unknown.
+          type: str
+          sample: "15"
+        major_running:
+          description:
+            - The major version of the server that runs now (C(postgres --version) in the container); V(null) when
+              the service does not run.
           type: str
           sample: "15"
         database_size:

@@ -194,6 +194,7 @@ def test_stopped_services_give_partial_facts(run_playbook, open_source, compose_
     assert tts["postgres"] == {
         "major_data_dir": "15",
         "major_image": "13",
+        "major_running": None,
         "database_size": None,
         "data_dir_free": None,
     }
@@ -202,6 +203,20 @@ def test_stopped_services_give_partial_facts(run_playbook, open_source, compose_
     assert "the Postgres service 'postgres' is not running" in warnings
     assert "is major 13 but its data directory was written by major 15" in warnings
     assert tts["blob"]["size"] > 0
+
+
+def test_the_postgres_major_is_the_compose_files_not_the_running_containers(run_playbook, open_source, compose_file):
+    # The next start would run 13 on a data directory written by 15, while 15 still runs.
+    original = compose_file.read_text()
+    compose_file.write_text(original.replace(f"{REGISTRY}/library/postgres:15", f"{REGISTRY}/library/postgres:13"))
+    try:
+        result = info(run_playbook, open_source)
+    finally:
+        compose_file.write_text(original)
+    assert not result.get("failed"), result
+    postgres = result["tts"]["postgres"]
+    assert (postgres["major_data_dir"], postgres["major_image"], postgres["major_running"]) == ("15", "13", "15")
+    assert any("is major 13 but its data directory was written by major 15" in w for w in result["tts"]["warnings"])
 
 
 def test_project_src_that_is_not_a_directory_fails_clearly(run_playbook, open_source, tmp_path) -> None:

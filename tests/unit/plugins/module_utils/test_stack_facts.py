@@ -40,6 +40,8 @@ class FakeProject:
     command = ("docker", "compose")
     command_name = "docker compose"
     docker = "docker"
+    files: tuple = ()
+    env_files: tuple = ()
 
     def __init__(self, answers: dict) -> None:
         self.module = FakeModule()

@@ -1,0 +1,38 @@
+# Copyright (c) 2026 lorawan.tts contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
+    edition_problem,
+    rollout_problems,
+    upgrade_input_problems,
+)
+
+
+def upgrade_input_problems_filter(settings, deployment=None):
+    if not isinstance(settings, dict):
+        raise AnsibleFilterError("upgrade_input_problems needs a dict of role variables, not %r" % (settings,))
+    problems = upgrade_input_problems(settings)
+    if deployment is not None:
+        stack = (deployment.get("images") or {}).get("stack") or {}
+        problem = edition_problem(
+            str(settings.get("tts_edition", "auto")), deployment.get("edition"), stack.get("image")
+        )
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def rollout_problems_filter(serial, max_fail_percentage=0):
+    return rollout_problems(serial, max_fail_percentage)
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "upgrade_input_problems": upgrade_input_problems_filter,
+            "rollout_problems": rollout_problems_filter,
+        }

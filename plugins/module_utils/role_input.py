@@ -1,0 +1,141 @@
+# Copyright (c) 2026 lorawan.tts contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The roles' and the playbook's input, checked before anything stops: each problem names the variable to change."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, List, Mapping, Optional
+
+from ansible_collections.lorawan.tts.plugins.module_utils.versions import (
+    NEWEST_RELEASE,
+    VersionError,
+    format_version,
+    parse_version,
+)
+
+PERCENTAGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+# Numeric role variables: (smallest value, what the number means).
+NUMBERS = {
+    "tts_backup_keep": (1, "backup directories to keep per host (the one just made always stays)"),
+    "tts_healthcheck_timeout": (1, "seconds to wait for the health endpoint"),
+    "tts_backup_timeout": (1, "seconds a copy or a restore may take"),
+    "tts_restore_timeout": (1, "seconds a restore may take"),
+    "tts_lock_timeout": (0, "seconds to wait for another run's lock"),
+    "tts_progress_interval": (0, "seconds between progress lines (0: none)"),
+}
+
+
+def as_integer(value: Any) -> Optional[int]:
+    """An integer given as a number or as text (`-e` makes text of everything); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.match(r"^\s*[+-]?\d+\s*$", value):
+        return int(value)
+    return None
+
+
+def number_problems(settings: Mapping[str, Any]) -> List[str]:
+    problems = []
+    for name, (smallest, meaning) in NUMBERS.items():
+        if name not in settings:
+            continue
+        value = settings[name]
+        number = as_integer(value)
+        if name == "tts_progress_interval" and number is None and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = None
+        if number is None or number < smallest:
+            problems.append(
+                "%s=%r is not a whole number of at least %d (%s): set %s to such a number"
+                % (name, value, smallest, meaning, name)
+            )
+    return problems
+
+
+def version_problems(target: Any, allow_unreleased: bool) -> List[str]:
+    text = str(target if target is not None else "").strip()
+    try:
+        version = parse_version(text)
+    except VersionError:
+        return [
+            "tts_target_version=%r is not a version of The Things Stack: set tts_target_version to X.Y.Z or X.Y, "
+            'quoted, for example "3.32.0"' % (target,)
+        ]
+    if version > NEWEST_RELEASE and not allow_unreleased:
+        return [
+            "tts_target_version=%s is newer than %s, the newest release this collection knows the migrations of: "
+            "check the version, or set tts_allow_unreleased_version=true to upgrade with the migrations it knows"
+            % (text, format_version(NEWEST_RELEASE))
+        ]
+    return []
+
+
+def upgrade_input_problems(settings: Mapping[str, Any]) -> List[str]:
+    """Every problem of an upgrade's role variables, in order; an empty list when they can be used."""
+    problems = []
+    project_dir = str(settings.get("tts_project_dir") or "")
+    if "tts_project_dir" in settings and not project_dir:
+        problems.append("tts_project_dir is empty: set it to the directory that holds docker-compose.yml")
+    elif project_dir and not os.path.isabs(project_dir):
+        problems.append(
+            "tts_project_dir=%s is relative: set tts_project_dir to the absolute path of the directory that holds "
+            "docker-compose.yml (a relative path would be read from wherever the module happens to run)" % project_dir
+        )
+    if "tts_target_version" in settings:
+        problems += version_problems(
+            settings["tts_target_version"], str(settings.get("tts_allow_unreleased_version", False)).lower() == "true"
+        )
+    return problems + number_problems(settings)
+
+
+def serial_problems(serial: Any) -> List[str]:
+    """tts_upgrade_serial: a batch size (> 0), a percentage (1% to 100%), or a list of them."""
+    items = serial if isinstance(serial, list) else [serial]
+    bad = []
+    for item in items:
+        number = as_integer(item)
+        match = PERCENTAGE.match(item) if isinstance(item, str) else None
+        if number is not None and number > 0:
+            continue
+        if match and 0 < float(match.group(1)) <= 100:
+            continue
+        bad.append(item)
+    if not items or bad:
+        return [
+            "tts_upgrade_serial=%r is not a batch size: set it to a number of hosts above 0 (1), a percentage of "
+            'the group ("25%%"), or a list of them ([1, "25%%"]); 0 or less would upgrade every host at once'
+            % (serial,)
+        ]
+    return []
+
+
+def rollout_problems(serial: Any, max_fail_percentage: Any) -> List[str]:
+    """Every problem of the playbook's rollout variables."""
+    problems = serial_problems(serial)
+    number = as_integer(max_fail_percentage)
+    if number is None or not 0 <= number <= 100:
+        problems.append(
+            "tts_max_fail_percentage=%r is not a percentage: set it to a whole number from 0 (the first failed host "
+            "stops the rollout) to 100" % (max_fail_percentage,)
+        )
+    return problems
+
+
+def edition_problem(wanted: str, detected: Optional[str], image: Optional[str]) -> Optional[str]:
+    """tts_edition set to one edition on a deployment that runs the other."""
+    if wanted in ("", "auto") or detected in (None, "", wanted):
+        return None
+    return (
+        "tts_edition=%s, but the deployment runs The Things Stack %s (image %s): set tts_edition to auto or %s; "
+        "the migrations of one edition do not fit the other" % (wanted, detected, image or "?", detected)
+    )

@@ -1,0 +1,7 @@
+"""Faults and bad input against real sandbox deployments: the integration tests' fixtures."""
+
+from __future__ import annotations
+
+from tests.integration.conftest import ansible_env, deploy, docker_sandbox
+
+__all__ = ["ansible_env", "deploy", "docker_sandbox"]

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
+    edition_problem,
+    rollout_problems,
+    upgrade_input_problems,
+)
+
+GOOD = {
+    "tts_project_dir": "/srv/tts",
+    "tts_target_version": "3.32.0",
+    "tts_allow_unreleased_version": False,
+    "tts_backup_keep": 5,
+    "tts_healthcheck_timeout": 300,
+    "tts_backup_timeout": 3600,
+    "tts_lock_timeout": 0,
+    "tts_progress_interval": 10,
+}
+
+
+def test_good_input_has_no_problem() -> None:
+    assert upgrade_input_problems(GOOD) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("tts_backup_keep", "7"),
+        ("tts_healthcheck_timeout", "120"),
+        ("tts_lock_timeout", "300"),
+        ("tts_progress_interval", "0.5"),
+        ("tts_target_version", "3.32"),
+        ("tts_target_version", "3.36.0"),
+    ],
+)
+def test_text_as_extra_vars_give_it_is_accepted(name: str, value: str) -> None:
+    assert upgrade_input_problems(dict(GOOD, **{name: value})) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("tts_backup_keep", -1),
+        ("tts_backup_keep", 0),
+        ("tts_backup_keep", "many"),
+        ("tts_healthcheck_timeout", 0),
+        ("tts_healthcheck_timeout", "2m"),
+        ("tts_backup_timeout", -10),
+        ("tts_lock_timeout", -1),
+        ("tts_progress_interval", "often"),
+        ("tts_progress_interval", True),
+        ("tts_target_version", "latest"),
+        ("tts_target_version", "3.32.0.1"),
+        ("tts_target_version", "99.0.0"),
+        ("tts_target_version", ""),
+        ("tts_project_dir", "srv/tts"),
+        ("tts_project_dir", ""),
+    ],
+)
+def test_each_bad_value_is_named(name: str, value: object) -> None:
+    problems = upgrade_input_problems(dict(GOOD, **{name: value}))
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(name), problems
+
+
+def test_an_unreleased_target_can_be_allowed() -> None:
+    assert upgrade_input_problems(dict(GOOD, tts_target_version="3.98.0", tts_allow_unreleased_version="true")) == []
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    problems = upgrade_input_problems(dict(GOOD, tts_project_dir="tts", tts_backup_keep=-1, tts_lock_timeout="x"))
+    named = [problem.split("=", maxsplit=1)[0] for problem in problems]
+    assert named == ["tts_project_dir", "tts_backup_keep", "tts_lock_timeout"]
+
+
+@pytest.mark.parametrize("serial", [1, "2", "25%", [1, "25%"], ["1", 5, "100%"]])
+def test_good_batches(serial: object) -> None:
+    assert rollout_problems(serial, 0) == []
+
+
+@pytest.mark.parametrize("serial", [0, -1, "0", "abc", "0%", "150%", [], [1, 0], [1, "x"], None, 1.5])
+def test_bad_batches_would_not_do_what_they_say(serial: object) -> None:
+    problems = rollout_problems(serial, 0)
+    assert len(problems) == 1 and problems[0].startswith("tts_upgrade_serial="), problems
+
+
+@pytest.mark.parametrize("threshold", [-1, 101, "abc", "50%", None])
+def test_bad_failure_thresholds(threshold: object) -> None:
+    problems = rollout_problems(1, threshold)
+    assert len(problems) == 1 and problems[0].startswith("tts_max_fail_percentage="), problems
+
+
+def test_edition_must_match_the_deployment() -> None:
+    assert edition_problem("auto", "open-source", None) is None
+    assert edition_problem("open-source", "open-source", None) is None
+    assert edition_problem("enterprise", None, None) is None
+    problem = edition_problem("enterprise", "open-source", "thethingsnetwork/lorawan-stack:3.31.1")
+    assert problem is not None
+    assert problem.startswith("tts_edition=enterprise") and "thethingsnetwork/lorawan-stack:3.31.1" in problem
