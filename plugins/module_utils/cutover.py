@@ -82,9 +82,10 @@ class Cutover:
         )
         for database in (params["redis_service"], params["postgres_service"]):
             project.running_inspect(database)
+        # A rollback needs no plan: it must work even when the database is gone.
         self.snapshot_plan = (
             plan_snapshot(PostgresService(project, params["postgres_service"]), params["snapshot"])
-            if params["snapshot"] and not check_mode
+            if params["snapshot"] and params.get("state", "upgraded") == "upgraded" and not check_mode
             else None
         )
         self.result: Dict[str, Any] = {
@@ -136,7 +137,7 @@ class Cutover:
             self.mark("backup")
             self.result["capture"] = self.step("backup", self.capture)
             self.result["captured"] = True
-            for hop_from, hop_to in zip([self.from_version, *self.hops[:-1]], self.hops, strict=True):
+            for hop_from, hop_to in zip([self.from_version, *self.hops], self.hops):  # noqa: B905 (Python < 3.10)
                 self.mark("migrate " + hop_to)
                 self.step("migrate " + hop_to, lambda hop_from=hop_from, hop_to=hop_to: self.migrate(hop_from, hop_to))
             self.mark("start")

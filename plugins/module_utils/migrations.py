@@ -87,7 +87,8 @@ class StackMigration:
         values = [MGET_ITEM.match(line) for line in out.splitlines() if line.strip()]
         if len(values) != len(ALL_REDIS_SCHEMA_KEYS) or not all(values):
             raise ComposeError("unexpected answer from redis-cli MGET reading the schema versions: %r" % out[:200])
-        return {key: match.group("value") for key, match in zip(ALL_REDIS_SCHEMA_KEYS, values, strict=True)}
+        # zip(strict=) needs Python 3.10, which a managed host may not have; the lengths were compared above.
+        return {key: match.group("value") for key, match in zip(ALL_REDIS_SCHEMA_KEYS, values)}  # noqa: B905
 
     def redis_schema_versions(self) -> Dict[str, Optional[str]]:
         """Each Redis component's schema version, the value of its key of REDIS_SCHEMA_KEYS (None when missing)."""
