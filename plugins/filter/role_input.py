@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
+    at_target,
     edition_problem,
     rollout_problems,
     upgrade_input_problems,
@@ -30,9 +31,16 @@ def rollout_problems_filter(serial, max_fail_percentage=0):
     return rollout_problems(serial, max_fail_percentage)
 
 
+def at_target_filter(deployment, target):
+    if not isinstance(deployment, dict):
+        raise AnsibleFilterError("at_target needs the tts facts of lorawan.tts.stack_info, not %r" % (deployment,))
+    return at_target(deployment, target)
+
+
 class FilterModule:
     def filters(self):
         return {
             "upgrade_input_problems": upgrade_input_problems_filter,
             "rollout_problems": rollout_problems_filter,
+            "at_target": at_target_filter,
         }

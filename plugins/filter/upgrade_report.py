@@ -84,7 +84,11 @@ def failure_message(report, snapshot, rollback_enabled):
         report["to"],
         failure,
         report["rollback_failure"],
-    ) + ("deployment needs a person now. %s" % data)
+    ) + (
+        "stack is stopped. Fix the cause, then run the upgrade again (the same playbook and inventory): it takes this "
+        "run over from the journal %s/.lorawan-tts.journal and finishes the rollback from the capture. %s"
+        % (report["project_dir"], data)
+    )
 
 
 def upgrade_messages(report, snapshot="", rollback_enabled=True):

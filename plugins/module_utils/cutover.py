@@ -13,7 +13,9 @@ for the role's report.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -33,6 +35,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import (
     plan_tag_change,
 )
 from ansible_collections.lorawan.tts.plugins.module_utils.files import file_sha256
+from ansible_collections.lorawan.tts.plugins.module_utils.journal import CutoverJournal, Journal, JournalError
 from ansible_collections.lorawan.tts.plugins.module_utils.migrations import StackMigration
 from ansible_collections.lorawan.tts.plugins.module_utils.postgres_backup import (
     PostgresService,
@@ -46,7 +49,26 @@ from ansible_collections.lorawan.tts.plugins.module_utils.versions import Versio
 
 UP_STATES = ("running", "restarting")
 POSTGRES_READY_SECONDS = 60
-KNOWN_ERRORS = (ComposeError, ComposeFileError, VersionError, BackupFilesError, OSError)
+KNOWN_ERRORS = (ComposeError, ComposeFileError, VersionError, BackupFilesError, JournalError, OSError)
+# What a run that takes over an interrupted one needs to roll it back; never a secret.
+RECORDED_PARAMS = (
+    "project_src", "files", "project_name", "env_files", "services", "service", "redis_service", "postgres_service",
+    "edition", "from_version", "hops", "dest", "snapshot", "blob_dir", "backup_timeout", "health_url",
+    "health_timeout",
+)  # fmt: skip
+# A cutover once begun runs to a known state (upgraded, or rolled back): a controller that is cancelled (SIGTERM,
+# SIGINT) or whose connection drops (SIGHUP) does not leave the stack stopped half-way.
+SHIELDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def shielded():
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in SHIELDED_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 class CutoverError(Exception):
@@ -88,6 +110,9 @@ class Cutover:
             if params["snapshot"] and params.get("state", "upgraded") == "upgraded" and not check_mode
             else None
         )
+        journal = params.get("journal") or {}
+        self.journal = CutoverJournal(Journal(project.project_src) if journal else None, journal.get("run", ""))
+        self.journal_record: Dict[str, Any] = journal.get("record") or {}
         self.result: Dict[str, Any] = {
             "changed": False,
             "stopped": False,
@@ -114,6 +139,7 @@ class Cutover:
 
     def mark(self, phase: str) -> None:
         self.result["marks"].append([phase, self.clock()])
+        self.journal.note(self.result)
 
     def step(self, phase: str, action: Callable[[], Any]) -> Any:
         try:
@@ -130,6 +156,14 @@ class Cutover:
         if self.check_mode:
             self.result["changed"] = True
             return self.result
+        self.journal.begin(cutover={name: self.params.get(name) for name in RECORDED_PARAMS}, **self.journal_record)
+        with shielded():
+            try:
+                return self.run_upgrade()
+            finally:
+                self.journal.end(self.result)
+
+    def run_upgrade(self) -> Dict[str, Any]:
         try:
             self.mark("stop")
             self.result["stopped"] = self.result["changed"] = True
@@ -137,6 +171,7 @@ class Cutover:
             self.mark("backup")
             self.result["capture"] = self.step("backup", self.capture)
             self.result["captured"] = True
+            self.journal.note(self.result)
             for hop_from, hop_to in zip([self.from_version, *self.hops], self.hops):  # noqa: B905 (Python < 3.10)
                 self.mark("migrate " + hop_to)
                 self.step("migrate " + hop_to, lambda hop_from=hop_from, hop_to=hop_to: self.migrate(hop_from, hop_to))
@@ -221,7 +256,21 @@ class Cutover:
         self.result.update(stopped=True, captured=True, changed=True)
         if self.check_mode:
             return self.result
-        self.roll_back(new_version_started=True)
+        recorded = self.journal.recorded()
+        if recorded:
+            # The journal says how far the run got: a run interrupted during the capture has nothing to restore.
+            self.journal.earlier_marks = recorded.get("marks") or []
+            self.result.update(
+                captured=bool(recorded.get("captured")),
+                capture=recorded.get("capture") or {},
+                migrations=recorded.get("migrations") or [],
+            )
+        self.journal.begin()
+        with shielded():
+            try:
+                self.roll_back(new_version_started=True)
+            finally:
+                self.journal.end(self.result)
         if not self.result["rolled_back"]:
             raise CutoverError("rollback", self.result["rollback_failure"])
         return self.result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from ansible_collections.lorawan.tts.plugins.module_utils.versions import (
     NEWEST_RELEASE,
@@ -25,6 +25,7 @@ NUMBERS = {
     "tts_backup_timeout": (1, "seconds a copy or a restore may take"),
     "tts_restore_timeout": (1, "seconds a restore may take"),
     "tts_lock_timeout": (0, "seconds to wait for another run's lock"),
+    "tts_lock_stale_after": (60, "seconds without news before another controller's run is taken over"),
     "tts_progress_interval": (0, "seconds between progress lines (0: none)"),
 }
 
@@ -138,4 +139,19 @@ def edition_problem(wanted: str, detected: Optional[str], image: Optional[str]) 
     return (
         "tts_edition=%s, but the deployment runs The Things Stack %s (image %s): set tts_edition to auto or %s; "
         "the migrations of one edition do not fit the other" % (wanted, detected, image or "?", detected)
+    )
+
+
+def at_target(deployment: Dict[str, Any], target: str) -> bool:
+    """Whether the deployment (stack_info's facts) runs the target (or, for an X.Y target, one of its patch
+    releases), is configured for it, answers, and no run holds or left it half-way (an open journal)."""
+    running = deployment.get("stack_version")
+    target = str(target)
+    journal = deployment.get("journal")
+    return bool(
+        running
+        and (running == target or (target.count(".") == 1 and running.startswith(target + ".")))
+        and deployment.get("configured_version") in (running, target)
+        and (deployment.get("health") or {}).get("status") == 200
+        and (journal is None or journal.get("outcome"))
     )

@@ -29,6 +29,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import (
 )
 from ansible_collections.lorawan.tts.plugins.module_utils.editions import stack_binary, stack_edition
 from ansible_collections.lorawan.tts.plugins.module_utils.files import file_sha256
+from ansible_collections.lorawan.tts.plugins.module_utils.journal import Journal, JournalError
 from ansible_collections.lorawan.tts.plugins.module_utils.redis_persistence import (
     keyspace_totals,
     parse_info,
@@ -178,6 +179,7 @@ class StackFacts:
         facts["postgres"] = self.postgres()
         facts["blob"] = self.blob()
         facts["compose_files"] = self.compose_files()
+        facts["journal"] = self.journal()
         self.image_warnings(edition, images, facts["postgres"])
         facts["warnings"] = self.warnings
         return facts
@@ -206,6 +208,16 @@ class StackFacts:
                 "container": state["name"],
             }
         return result
+
+    def journal(self):
+        """The upgrade journal's run, phase and outcome (an outcome of null: a run holds it, or was interrupted)."""
+        try:
+            record = Journal(self.project.project_src).read()
+        except (JournalError, OSError) as error:
+            return {"run": None, "phase": None, "outcome": None, "error": str(error)}
+        if record is None:
+            return None
+        return {name: record.get(name) for name in ("run", "phase", "outcome", "updated")}
 
     def compose_files(self):
         """The files the configuration is read from (compose files, .env), with their sha256."""

@@ -110,6 +110,15 @@ options:
     type: list
     elements: dict
     default: []
+  journal:
+    description:
+      - The run's journal (see M(lorawan.tts.upgrade_journal)), opened by C(run) (its id). The module writes into it
+        its settings, every step as it begins, the capture and its own process, so that a run that takes over
+        after this one was interrupted knows what to undo. C(record) adds what else that run needs (never
+        secrets).
+      - With O(state=rolled_back), the journal tells how far the cutover got; a run interrupted before its capture
+        was complete has nothing to restore.
+    type: dict
   rollback:
     description:
       - Roll back by itself on a failure after the stop.
@@ -139,6 +148,8 @@ seealso:
 notes:
   - The role C(lorawan.tts.upgrade) runs this module between its preflight (and the copy of the files) and the
     sealing of the backup.
+  - Once the stop has begun, the module ignores SIGINT, SIGTERM and SIGHUP until the deployment is upgraded or
+    rolled back, so that a cancelled or disconnected controller does not leave the stack stopped half-way.
 """
 
 EXAMPLES = r"""
@@ -217,6 +228,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
     fail_on_compose_error,
 )
 from ansible_collections.lorawan.tts.plugins.module_utils.cutover import Cutover, CutoverError
+from ansible_collections.lorawan.tts.plugins.module_utils.journal import JournalError
 
 
 def failure_message(result, params):
@@ -255,6 +267,7 @@ def main():
         health_password=dict(type="str", no_log=True),
         health_timeout=dict(type="int", default=300),
         unchanged_files=dict(type="list", elements="dict", default=[]),
+        journal=dict(type="dict"),
         rollback=dict(type="bool", default=True),
         state=dict(type="str", choices=["upgraded", "rolled_back"], default="upgraded"),
     )
@@ -268,6 +281,8 @@ def main():
         fail_on_compose_error(module, error)
     try:
         result = cutover.upgrade() if params["state"] == "upgraded" else cutover.roll_back_upgraded()
+    except JournalError as error:
+        module.fail_json(msg="the upgrade journal: %s" % error, **cutover.result)
     except CutoverError as error:
         if params["state"] == "rolled_back":
             message = "rolling %s back to %s failed at %s" % (params["project_src"], params["from_version"], error)

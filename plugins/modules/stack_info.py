@@ -127,6 +127,12 @@ tts:
       type: list
       elements: dict
       sample: [{"path": "/srv/lorawan-stack/docker-compose.yml", "sha256": "9f2c..."}]
+    journal:
+      description:
+        - The upgrade journal of the last or current run (see M(lorawan.tts.upgrade_journal)), or V(null) when no
+          run has written one. An C(outcome) of V(null) means a run holds the deployment, or was interrupted.
+      type: dict
+      sample: {"run": "tts-1-20260314T021500Z-4711", "phase": "serving", "outcome": "upgraded", "updated": 1773454500.5}
     services:
       description: Each service's container, by service name.
       type: dict

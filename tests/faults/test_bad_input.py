@@ -46,12 +46,13 @@ CASES = [
 
 
 def project_files(directory: Path) -> dict[str, str]:
-    """sha256 of every file of the deployment but the databases' own data (which they write on their own)."""
+    """sha256 of every file of the deployment but the databases' own data (which they write on their own) and the
+    upgrade journal (a run refused under the lock records that it failed)."""
     data = directory / ".env" / "data"
     return {
         str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(directory.rglob("*"))
-        if path.is_file() and data not in path.parents
+        if path.is_file() and data not in path.parents and path.name != ".lorawan-tts.journal"
     }
 
 

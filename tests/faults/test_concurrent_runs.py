@@ -35,4 +35,5 @@ def test_two_runs_at_once_upgrade_once(deploy, ansible_env, tmp_path):
     assert deployment.healthz() == 200
     version = deployment.compose("exec", "-T", "stack", "ttn-lw-stack", "version")
     assert TARGET in version.stdout, version.stdout + version.stderr
-    assert not (deployment.dir / ".lorawan-tts.lock").exists()
+    journal = json.loads((deployment.dir / ".lorawan-tts.journal").read_text())
+    assert journal["outcome"] in ("upgraded", "already-current"), journal

@@ -73,8 +73,12 @@ def test_report_and_backup():
     assert sorted((BACKUPS / "reports").glob("*/*_already-current.json"))
 
 
-def test_lock_released(host):
-    assert not host.file(str(DEPLOYMENT / ".lorawan-tts.lock")).exists
+def test_journal_closed_with_the_outcome(host):
+    journal = host.file(str(DEPLOYMENT / ".lorawan-tts.journal"))
+    assert journal.mode == 0o600
+    record = json.loads(journal.content_string)
+    assert record["outcome"] == "upgraded", record
+    assert record["worker"] is None
 
 
 def test_every_hop_migrated():

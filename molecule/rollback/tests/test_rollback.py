@@ -59,5 +59,9 @@ def test_report_and_backup_intact(version):
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], name
 
 
-def test_lock_released(host):
-    assert not host.file(str(DEPLOYMENT / ".lorawan-tts.lock")).exists
+def test_journal_closed_with_the_outcome(host):
+    journal = host.file(str(DEPLOYMENT / ".lorawan-tts.journal"))
+    assert journal.mode == 0o600
+    record = json.loads(journal.content_string)
+    assert record["outcome"] == "rolled-back", record
+    assert record["worker"] is None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
+    at_target,
     edition_problem,
     rollout_problems,
     upgrade_input_problems,
@@ -98,3 +99,29 @@ def test_edition_must_match_the_deployment() -> None:
     problem = edition_problem("enterprise", "open-source", "thethingsnetwork/lorawan-stack:3.31.1")
     assert problem is not None
     assert problem.startswith("tts_edition=enterprise") and "thethingsnetwork/lorawan-stack:3.31.1" in problem
+
+
+AT_TARGET = {
+    "stack_version": "3.32.0",
+    "configured_version": "3.32.0",
+    "health": {"status": 200},
+    "journal": {"run": "r", "phase": "serving", "outcome": "upgraded"},
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "target", "expected"),
+    [
+        ({}, "3.32.0", True),
+        ({}, "3.32", True),
+        ({"journal": None}, "3.32.0", True),
+        ({}, "3.33.0", False),
+        ({}, "3.3", False),
+        ({"health": {"status": 503}}, "3.32.0", False),
+        ({"stack_version": None}, "3.32.0", False),
+        ({"configured_version": "3.31.1"}, "3.32.0", False),
+        ({"journal": {"run": "r", "phase": "migrate 3.32.0", "outcome": None}}, "3.32.0", False),
+    ],
+)
+def test_at_target(changes: dict, target: str, expected: bool) -> None:
+    assert at_target(dict(AT_TARGET, **changes), target) is expected
