@@ -20,6 +20,7 @@ import stat
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_disk import os_error_message
 from ansible_collections.lorawan.tts.plugins.module_utils.files import ensure_directory
 from ansible_collections.lorawan.tts.plugins.module_utils.progress import Progress
 
@@ -223,9 +224,7 @@ def capture(
         write_index(backup, {"format": INDEX_FORMAT, "roots": roots, "entries": entries})
     except OSError as error:
         raise BackupFilesError(
-            f"copying the deployment's files into {backup} failed: {error}; free space there or set tts_backup_dir "
-            "to a writable place with room",
-            changed=True,
+            os_error_message(f"copying the deployment's files into {backup}", error, backup), changed=True
         ) from error
     return True, stats.result()
 

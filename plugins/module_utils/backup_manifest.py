@@ -18,6 +18,7 @@ import stat
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_disk import os_error_message
 from ansible_collections.lorawan.tts.plugins.module_utils.progress import Progress
 
 MANIFEST_NAME = "manifest.json"
@@ -127,8 +128,7 @@ def write(
         os.replace(temporary, target)
     except OSError as error:
         raise BackupManifestError(
-            f"writing the manifest of {path} failed: {error}; free space there or set tts_backup_dir elsewhere",
-            changed=True,
+            os_error_message(f"writing the manifest of {path}", error, path), changed=True
         ) from error
     return summary(path, manifest, clock() - started)
 

@@ -25,6 +25,7 @@ import stat
 import time
 
 from ansible.module_utils.common.text.converters import to_text
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_disk import disk_full, os_error_message, out_of_space
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, container_state
 from ansible_collections.lorawan.tts.plugins.module_utils.files import file_sha256
 
@@ -472,6 +473,15 @@ class RedisPersistence:
         }
         if check_mode:
             return result
+        try:
+            return self.write_backup(server, dest, consistency, result)
+        except OSError as error:
+            raise RedisPersistenceError(
+                os_error_message("copying the Redis persistence files of %s into %s" % (self.where, dest), error, dest)
+            ) from error
+
+    def write_backup(self, server, dest, consistency, result):
+        """backup() once the server is known: the copy in a new directory under dest, removed if anything fails."""
         if not os.path.isdir(dest):
             os.makedirs(dest, 0o700)
             os.chmod(dest, 0o700)
@@ -512,7 +522,7 @@ class RedisPersistence:
         if consistency == "rewrite":
             keys, expires = self.keyspace()
             self.background_persist(server["format"])
-            self.project.run("cp", source, destination, what=what)
+            self.docker_cp(source, destination, what)
             return keys, expires
         if server["format"] == "rdb":
             # Only a SAVE makes dump.rdb hold everything: without save points, a shutdown does not write it.
@@ -520,7 +530,7 @@ class RedisPersistence:
         keys, expires = self.keyspace()
         self.stop()
         try:
-            self.project.run("cp", source, destination, what=what)
+            self.docker_cp(source, destination, what)
         finally:
             self.start()
         self.wait_ready()
@@ -531,6 +541,15 @@ class RedisPersistence:
                 "during the backup; stop the stack first for an exact key count" % (self.where, keys, after)
             )
         return keys, expires
+
+    def docker_cp(self, source, destination, what):
+        """docker compose cp; a full disk is raised as the OSError it is."""
+        try:
+            self.project.run("cp", source, destination, what=what)
+        except ComposeError as error:
+            if out_of_space(error.stderr):
+                raise disk_full(destination) from error
+            raise
 
     def seal(self, path):
         """Make the copy private (directories 0700, files 0600) and list its files with sizes and checksums."""
@@ -646,6 +665,8 @@ class RedisPersistence:
                 ["exec", self.container_id, "sha256sum", *self.live_files(live_dir)],
             ]
         )
+        if copied[0] != 0 and out_of_space(copied[2]):
+            raise disk_full(os.path.join(path, server["target"]))
         if copied[0] != 0:
             raise RedisPersistenceError(
                 "copying %s out of %s failed (exit %d): %s"
