@@ -15,7 +15,7 @@ import contextlib
 import errno
 import os
 import pwd
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 PROBE_NAME = ".lorawan-tts-probe"
 PROBE_BYTES = 64 * 1024
@@ -55,21 +55,26 @@ def under(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
-def os_error_advice(error: OSError, backup: str) -> str:
-    """What to do about an OS error met while writing under the backup directory backup."""
+def os_error_advice(error: OSError) -> str:
+    """What to do about an OS error met while writing the backup."""
     if error.errno in FULL:
-        return (
-            "free space under tts_backup_dir (the file system of %s) or set tts_backup_dir to a file system with "
-            "room" % backup
-        )
+        return "free space under tts_backup_dir or set tts_backup_dir to a file system with room"
     if error.errno == errno.EROFS:
-        return "%s is on a read-only file system: set tts_backup_dir to a writable place (or remount it)" % backup
+        return "the file system is read-only: set tts_backup_dir to a writable place (or remount it read-write)"
     if error.errno in FORBIDDEN:
-        return "%s may not write there: fix the owner or mode of %s, or set tts_backup_dir elsewhere" % (
-            user_name(),
-            backup,
-        )
-    return "check the file system of %s (dmesg), or set tts_backup_dir elsewhere" % backup
+        return "%s may not write there: fix the owner or mode, or set tts_backup_dir to a writable place" % user_name()
+    return "check the file system (dmesg), or set tts_backup_dir elsewhere"
+
+
+@contextlib.contextmanager
+def writing_to(path: str) -> Iterator[None]:
+    """Give an OSError raised without a file name (a write(2) or fsync(2) on an open file) the path written."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None and error.errno is not None:
+            raise OSError(error.errno, error.strerror or os.strerror(error.errno), path) from error
+        raise
 
 
 def os_error_message(doing: str, error: OSError, backup: str, writing: Optional[bool] = None) -> str:
@@ -85,7 +90,7 @@ def os_error_message(doing: str, error: OSError, backup: str, writing: Optional[
     if writing is None:
         writing = path is None or under(path, backup) or error.errno in (*FULL, errno.EROFS)
     where = "%s %s" % ("writing" if writing else "reading", path) if path is not None else "under %s" % backup
-    advice = os_error_advice(error, backup) if writing else "check that %s can read it" % user_name()
+    advice = os_error_advice(error) if writing else "check that %s can read it" % user_name()
     return "%s failed: %s %s; %s" % (doing, reason, where, advice)
 
 

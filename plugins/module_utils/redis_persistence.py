@@ -25,7 +25,12 @@ import stat
 import time
 
 from ansible.module_utils.common.text.converters import to_text
-from ansible_collections.lorawan.tts.plugins.module_utils.backup_disk import disk_full, os_error_message, out_of_space
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_disk import (
+    disk_full,
+    os_error_message,
+    out_of_space,
+    writing_to,
+)
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, container_state
 from ansible_collections.lorawan.tts.plugins.module_utils.files import file_sha256
 
@@ -214,13 +219,12 @@ def copy_hashed(source, destination, root):
             continue
         before = os.stat(from_path)
         digest = hashlib.sha256()
-        with (
-            open(from_path, "rb") as reader,
-            open(os.open(to_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as writer,
-        ):
-            for block in iter(lambda: reader.read(COPY_BLOCK), b""):
-                digest.update(block)
-                writer.write(block)
+        # Not a parenthesized with (Python 3.10): managed hosts may run 3.8.
+        with open(from_path, "rb") as reader, writing_to(to_path):  # noqa: SIM117
+            with open(os.open(to_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as writer:
+                for block in iter(lambda: reader.read(COPY_BLOCK), b""):
+                    digest.update(block)
+                    writer.write(block)
         after = os.stat(from_path)
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
             raise RedisPersistenceError(
@@ -725,10 +729,12 @@ class RedisPersistence:
             "size": result["size"],
             "sha256": result["sha256"],
         }
-        descriptor = os.open(os.path.join(path, METADATA), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(metadata, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+        target = os.path.join(path, METADATA)
+        with writing_to(target):
+            descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(metadata, handle, indent=2, sort_keys=True)
+                handle.write("\n")
 
     # ----------------------------------------------------------------- restore
 
