@@ -8,4 +8,6 @@ from ansible_collections.lorawan.tts.plugins.plugin_utils.progress_action import
 
 
 class ActionModule(ProgressAction):
-    """lorawan.tts.backup_files, printing its progress while it runs."""
+    """lorawan.tts.backup_files, printing its progress while it runs (state=ready, a preflight check, runs at once)."""
+
+    QUICK_STATES = ("ready",)

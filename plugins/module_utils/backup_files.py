@@ -20,6 +20,7 @@ import stat
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_disk import os_error_message, writing_to
 from ansible_collections.lorawan.tts.plugins.module_utils.files import ensure_directory
 from ansible_collections.lorawan.tts.plugins.module_utils.progress import Progress
 
@@ -120,7 +121,7 @@ def same_file(old: Optional[Entry], new: Entry) -> bool:
 def copy_file(source: str, destination: str, mode: int) -> None:
     """Copy source's bytes to destination through a temporary file in the same directory."""
     temporary = os.path.join(os.path.dirname(destination), f".{os.path.basename(destination)}.part")
-    with open(source, "rb") as reader, open(temporary, "wb") as writer:
+    with open(source, "rb") as reader, writing_to(temporary), open(temporary, "wb") as writer:
         os.fchmod(writer.fileno(), mode)
         shutil.copyfileobj(reader, writer, COPY_BLOCK)
     os.replace(temporary, destination)
@@ -144,7 +145,7 @@ def read_index(backup: str) -> Optional[Dict[str, Any]]:
 def write_index(backup: str, index: Dict[str, Any]) -> None:
     path = os.path.join(backup, INDEX_NAME)
     temporary = path + ".part"
-    with open(temporary, "w", encoding="utf-8") as handle:
+    with writing_to(temporary), open(temporary, "w", encoding="utf-8") as handle:
         os.fchmod(handle.fileno(), 0o600)
         json.dump(index, handle, sort_keys=True, separators=(",", ":"))
     os.replace(temporary, path)
@@ -223,9 +224,7 @@ def capture(
         write_index(backup, {"format": INDEX_FORMAT, "roots": roots, "entries": entries})
     except OSError as error:
         raise BackupFilesError(
-            f"copying the deployment's files into {backup} failed: {error}; free space there or set tts_backup_dir "
-            "to a writable place with room",
-            changed=True,
+            os_error_message(f"copying the deployment's files into {backup}", error, backup), changed=True
         ) from error
     return True, stats.result()
 

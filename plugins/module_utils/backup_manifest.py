@@ -18,6 +18,7 @@ import stat
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_disk import os_error_message, writing_to
 from ansible_collections.lorawan.tts.plugins.module_utils.progress import Progress
 
 MANIFEST_NAME = "manifest.json"
@@ -120,15 +121,14 @@ def write(
         manifest = dict(metadata, format=MANIFEST_FORMAT, files=entries)
         target = os.path.join(path, MANIFEST_NAME)
         temporary = target + ".part"
-        with open(temporary, "w", encoding="utf-8") as handle:
+        with writing_to(temporary), open(temporary, "w", encoding="utf-8") as handle:
             os.fchmod(handle.fileno(), 0o600)
             json.dump(manifest, handle, indent=2, sort_keys=True)
             handle.write("\n")
         os.replace(temporary, target)
     except OSError as error:
         raise BackupManifestError(
-            f"writing the manifest of {path} failed: {error}; free space there or set tts_backup_dir elsewhere",
-            changed=True,
+            os_error_message(f"writing the manifest of {path}", error, path), changed=True
         ) from error
     return summary(path, manifest, clock() - started)
 

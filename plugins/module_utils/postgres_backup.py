@@ -19,6 +19,7 @@ import tempfile
 import time
 
 from ansible.module_utils.common.text.converters import to_text
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_disk import disk_full, os_error_message, out_of_space
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, environment_dict, stderr_tail
 from ansible_collections.lorawan.tts.plugins.module_utils.files import ensure_directory, file_sha256
 from ansible_collections.lorawan.tts.plugins.module_utils.progress import Progress
@@ -396,19 +397,12 @@ def dump_database(pg, dest, compress=None, check_mode=False, progress=None):
         return result
 
     directory = os.path.dirname(dest)
+    doing = "the pg_dump of database %s in %s to %s" % (pg.database, pg.where, dest)
     try:
         ensure_directory(directory)
-    except OSError as error:
-        raise PostgresBackupError(
-            "cannot create the directory %s for the dump: %s; create it (mode 0700) or choose another dest"
-            % (directory, error)
-        ) from error
-    try:
         fd, temp_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(dest), suffix=".part", dir=directory)
     except OSError as error:
-        raise PostgresBackupError(
-            "cannot write in %s: %s; make it writable or choose another dest" % (directory, error)
-        ) from error
+        raise PostgresBackupError(os_error_message(doing, error, directory, writing=True)) from error
     os.close(fd)
     try:
         argv = ["pg_dump", "-w", "-U", pg.user, "--format=c"]
@@ -424,6 +418,8 @@ def dump_database(pg, dest, compress=None, check_mode=False, progress=None):
                 on_wait=lambda: progress.update(bytes=os.path.getsize(temp_path)),
             )
         except ComposeError as error:
+            if out_of_space(error.stderr):
+                raise disk_full(temp_path) from error
             raise PostgresBackupError(
                 "pg_dump of database %s in %s failed (exit %s): %s; %s was left untouched"
                 % (pg.database, pg.where, error.rc, pg_error_tail(error.stderr), dest),
@@ -442,7 +438,7 @@ def dump_database(pg, dest, compress=None, check_mode=False, progress=None):
             os.unlink(temp_path)
         if isinstance(error, OSError):
             raise PostgresBackupError(
-                "writing the dump to %s failed: %s; %s was left untouched" % (dest, error, dest)
+                "%s; %s was left untouched" % (os_error_message(doing, error, directory), dest)
             ) from error
         raise
     result.update(size=size, sha256=checksum, tables=archive["table_data"])

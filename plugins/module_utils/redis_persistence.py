@@ -25,6 +25,12 @@ import stat
 import time
 
 from ansible.module_utils.common.text.converters import to_text
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_disk import (
+    disk_full,
+    os_error_message,
+    out_of_space,
+    writing_to,
+)
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, container_state
 from ansible_collections.lorawan.tts.plugins.module_utils.files import file_sha256
 
@@ -213,13 +219,12 @@ def copy_hashed(source, destination, root):
             continue
         before = os.stat(from_path)
         digest = hashlib.sha256()
-        with (
-            open(from_path, "rb") as reader,
-            open(os.open(to_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as writer,
-        ):
-            for block in iter(lambda: reader.read(COPY_BLOCK), b""):
-                digest.update(block)
-                writer.write(block)
+        # Not a parenthesized with (Python 3.10): managed hosts may run 3.8.
+        with open(from_path, "rb") as reader, writing_to(to_path):  # noqa: SIM117
+            with open(os.open(to_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as writer:
+                for block in iter(lambda: reader.read(COPY_BLOCK), b""):
+                    digest.update(block)
+                    writer.write(block)
         after = os.stat(from_path)
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
             raise RedisPersistenceError(
@@ -472,6 +477,15 @@ class RedisPersistence:
         }
         if check_mode:
             return result
+        try:
+            return self.write_backup(server, dest, consistency, result)
+        except OSError as error:
+            raise RedisPersistenceError(
+                os_error_message("copying the Redis persistence files of %s into %s" % (self.where, dest), error, dest)
+            ) from error
+
+    def write_backup(self, server, dest, consistency, result):
+        """backup() once the server is known: the copy in a new directory under dest, removed if anything fails."""
         if not os.path.isdir(dest):
             os.makedirs(dest, 0o700)
             os.chmod(dest, 0o700)
@@ -512,7 +526,7 @@ class RedisPersistence:
         if consistency == "rewrite":
             keys, expires = self.keyspace()
             self.background_persist(server["format"])
-            self.project.run("cp", source, destination, what=what)
+            self.docker_cp(source, destination, what)
             return keys, expires
         if server["format"] == "rdb":
             # Only a SAVE makes dump.rdb hold everything: without save points, a shutdown does not write it.
@@ -520,7 +534,7 @@ class RedisPersistence:
         keys, expires = self.keyspace()
         self.stop()
         try:
-            self.project.run("cp", source, destination, what=what)
+            self.docker_cp(source, destination, what)
         finally:
             self.start()
         self.wait_ready()
@@ -531,6 +545,15 @@ class RedisPersistence:
                 "during the backup; stop the stack first for an exact key count" % (self.where, keys, after)
             )
         return keys, expires
+
+    def docker_cp(self, source, destination, what):
+        """docker compose cp; a full disk is raised as the OSError it is."""
+        try:
+            self.project.run("cp", source, destination, what=what)
+        except ComposeError as error:
+            if out_of_space(error.stderr):
+                raise disk_full(destination) from error
+            raise
 
     def seal(self, path):
         """Make the copy private (directories 0700, files 0600) and list its files with sizes and checksums."""
@@ -646,6 +669,8 @@ class RedisPersistence:
                 ["exec", self.container_id, "sha256sum", *self.live_files(live_dir)],
             ]
         )
+        if copied[0] != 0 and out_of_space(copied[2]):
+            raise disk_full(os.path.join(path, server["target"]))
         if copied[0] != 0:
             raise RedisPersistenceError(
                 "copying %s out of %s failed (exit %d): %s"
@@ -704,10 +729,12 @@ class RedisPersistence:
             "size": result["size"],
             "sha256": result["sha256"],
         }
-        descriptor = os.open(os.path.join(path, METADATA), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(metadata, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+        target = os.path.join(path, METADATA)
+        with writing_to(target):
+            descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(metadata, handle, indent=2, sort_keys=True)
+                handle.write("\n")
 
     # ----------------------------------------------------------------- restore
 

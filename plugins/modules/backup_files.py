@@ -20,6 +20,11 @@ description:
   - "O(state=restored): puts the files of the backup O(dest) back where they came from, with their modes,
     owners and modification times, copying only files whose size or modification time differ and deleting files
     that the backed-up directories did not hold."
+  - "O(state=ready): the preflight, before anything stops. Creates the parent of O(dest) if it is missing,
+    writes, fsyncs and deletes a small probe file there, and checks that its file system has room for a backup of
+    O(sizes) (1.5 times their sum plus 100 MiB). A read-only, forbidden or full directory fails with the OS error,
+    the path and the variable to change, and whatever the check created is removed again. O(dest) itself is not
+    created."
   - Everything runs in one process, whatever the number of files.
 author:
   - lorawan.tts contributors (!UNKNOWN)
@@ -51,14 +56,22 @@ options:
     required: true
   state:
     description:
-      - C(present) copies the deployment's files into O(dest); C(restored) copies them back.
+      - C(present) copies the deployment's files into O(dest); C(restored) copies them back; C(ready) checks that
+        O(dest) can be written and has room.
     type: str
-    choices: [present, restored]
+    choices: [present, restored, ready]
     default: present
+  sizes:
+    description:
+      - For O(state=ready), the sizes in bytes of the backup's parts, by name (for example C(postgres), C(redis),
+        C(blob)), as RV(lorawan.tts.stack_info#module:tts) reports them; a null size counts as 0.
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
-    details: Compares and reports what would be copied, deleted or changed; writes nothing.
+    details: Compares and reports what would be copied, deleted or changed; writes nothing. O(state=ready) reads
+      the free space of the nearest existing parent of O(dest) and writes no probe.
   diff_mode:
     support: none
   idempotent:
@@ -84,6 +97,15 @@ EXAMPLES = r"""
   lorawan.tts.backup_files:
     project_src: /srv/lorawan-stack
     dest: /var/backups/lorawan-tts/tts-1/20260314T021500Z_3.31.1
+
+- name: Preflight, before anything stops - can the backup be written, and does it fit?
+  lorawan.tts.backup_files:
+    dest: /var/backups/lorawan-tts/tts-1/20260314T021500Z_3.31.1
+    state: ready
+    sizes:
+      postgres: 1073741824
+      redis: 52428800
+      blob: 209715200
 
 - name: Put the files back
   lorawan.tts.backup_files:
@@ -122,6 +144,22 @@ attributes_fixed:
   returned: success
   type: int
   sample: 0
+free:
+  description: Bytes free to the module's user in the parent of O(dest) (O(state=ready)).
+  returned: when O(state=ready)
+  type: int
+  sample: 53687091200
+needed:
+  description: Bytes the backup needs there, with margin (O(state=ready)).
+  returned: when O(state=ready)
+  type: int
+  sample: 2099249152
+created:
+  description: Directories the check created (the parent of O(dest) and its missing parents).
+  returned: when O(state=ready)
+  type: list
+  elements: str
+  sample: [/var/backups/lorawan-tts/tts-1]
 seconds:
   description: How long the run took.
   returned: success
@@ -130,6 +168,7 @@ seconds:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_disk import BackupDiskError, check_backup_dir
 from ansible_collections.lorawan.tts.plugins.module_utils.backup_files import (
     BackupFilesError,
     capture,
@@ -146,7 +185,8 @@ def main():
             files=dict(type="list", elements="path"),
             blob_dir=dict(type="path"),
             dest=dict(type="path", required=True),
-            state=dict(type="str", choices=["present", "restored"], default="present"),
+            state=dict(type="str", choices=["present", "restored", "ready"], default="present"),
+            sizes=dict(type="dict", default={}),
             **PROGRESS_ARGUMENT_SPEC,
         ),
         required_if=[("state", "present", ["project_src"])],
@@ -155,7 +195,11 @@ def main():
     params = module.params
     progress = Progress(params["progress_file"])
     try:
-        if params["state"] == "present":
+        if params["state"] == "ready":
+            result = check_backup_dir(params["dest"], params["sizes"], module.check_mode)
+            changed = bool(result["created"])
+            result = dict(free=result["free"], needed=result["needed"], created=result["created"])
+        elif params["state"] == "present":
             roots = project_roots(params["project_src"], params["files"], params["blob_dir"])
             changed, result = capture(params["dest"], roots, module.check_mode, progress=progress)
         else:
@@ -166,7 +210,7 @@ def main():
                 project_src=params["project_src"],
                 blob_dir=params["blob_dir"],
             )
-    except BackupFilesError as error:
+    except (BackupFilesError, BackupDiskError) as error:
         module.fail_json(msg=str(error), changed=error.changed)
     finally:
         progress.close()

@@ -51,12 +51,15 @@ def progress_line(progress):
 class ProgressAction(ActionBase):
     _supports_check_mode = True
     _supports_async = True
+    # Values of the module's `state` option for which it is quick: run in the foreground, without the async job.
+    QUICK_STATES: tuple = ()
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         interval = float(self._templar.template(task_vars.get("tts_progress_interval", DEFAULT_INTERVAL)))
-        if self._task.async_val or self._task.check_mode or interval <= 0 or self._connection.has_native_async:
+        quick = self._task.args.get("state") in self.QUICK_STATES
+        if quick or self._task.async_val or self._task.check_mode or interval <= 0 or self._connection.has_native_async:
             wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
             result.update(self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
             if not wrap_async:
