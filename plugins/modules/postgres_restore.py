@@ -21,8 +21,8 @@ description:
   - On any failure after the rename, the new database is dropped and the previous one renamed back, so the
     database is returned to its previous state; the error says so. When that fails too (PostgreSQL went away),
     the error's first advice is to restore the backup again (the M(lorawan.tts.postgres_restore) run, or the
-    C(lorawan.tts.restore) role with C(tts_restore_from)), not to rename the set-aside database back: in a
-    rollback it holds the half-migrated data.
+    C(lorawan.tts.restore) role with C(tts_restore_from)), not to rename the set-aside database back (in a
+    rollback it holds the half-migrated data).
   - The password is passed to the container only through the environment (C(-e PGPASSWORD)), never on a
     command line, and is never returned.
 version_added: 0.1.0

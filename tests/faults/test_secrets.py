@@ -91,7 +91,7 @@ def runs(secret_deployment, ansible_env, tmp_path_factory):
 
 
 def test_the_runs_output_shows_no_secret(runs):
-    _, results = runs
+    results = runs[1]
     for result in results:
         # The runs did pass the secrets around (-vvv shows the module arguments): they were there to leak.
         assert "tts_health_password" in result.stdout or "health_password" in result.stdout
@@ -100,7 +100,7 @@ def test_the_runs_output_shows_no_secret(runs):
 
 
 def test_the_reports_show_no_secret(runs):
-    directory, _ = runs
+    directory = runs[0]
     reports = sorted((directory / "reports").rglob("*.json"))
     assert len(reports) == 2, reports
     assert {json.loads(report.read_text())["result"] for report in reports} == {"upgraded", "rolled-back"}
@@ -117,7 +117,7 @@ def test_the_runs_files_in_the_project_directory_show_no_secret(runs, secret_dep
 
 
 def test_the_backups_are_private_and_their_manifests_show_no_secret(runs):
-    directory, _ = runs
+    directory = runs[0]
     backups = sorted((directory / "backups").glob("tts-1/*_to_*"))
     assert len(backups) == 2, backups
     assert stat.S_IMODE((directory / "backups" / "tts-1").stat().st_mode) == 0o700
