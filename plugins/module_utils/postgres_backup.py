@@ -35,6 +35,8 @@ DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 MAINTENANCE_DATABASES = ("postgres", "template0", "template1")
 IDENTIFIER_MAX = 63
 PRE_RESTORE_INFIX = "_pre_restore_"
+PRE_RESTORE_STAMP = re.compile(r"\d{8}_\d{6}")  # pre_restore_name's %Y%m%d_%H%M%S
+PRE_RESTORE_SUFFIX_LENGTH = len(PRE_RESTORE_INFIX) + len("20260301_120000")
 TOC_ENTRY = re.compile(r"^\s*\d+;\s+\d+\s+\d+\s+(?P<rest>.*)$")
 DUMPED_FROM = re.compile(r"^;\s+Dumped from database version:\s*(?P<version>\S+)", re.MULTILINE)
 UNSUPPORTED_ARCHIVE = re.compile(r"unsupported version \(([0-9.]+)\) in file header")
@@ -137,6 +139,52 @@ def pre_restore_name(database, now=None):
     now = now or datetime.datetime.now(datetime.timezone.utc)
     suffix = PRE_RESTORE_INFIX + now.strftime("%Y%m%d_%H%M%S")
     return database[: IDENTIFIER_MAX - len(suffix)] + suffix
+
+
+def leftover_names(names, database, keep=()):
+    """The databases among `names` that a restore of `database` set aside and never dropped (an interrupted one).
+
+    Only names pre_restore_name makes for this database: ``<database>_pre_restore_YYYYmmdd_HHMMSS``. Never the
+    database itself, nor anything in `keep` (a snapshot still in use, this restore's own set-aside copy). A database
+    name so long that pre_restore_name cuts it short gives none: another database sharing the cut prefix would
+    match too.
+    """
+    if len(database) > IDENTIFIER_MAX - PRE_RESTORE_SUFFIX_LENGTH:
+        return []
+    prefix = database + PRE_RESTORE_INFIX
+    return sorted(
+        name
+        for name in names
+        if name.startswith(prefix)
+        and PRE_RESTORE_STAMP.fullmatch(name[len(prefix) :])
+        and name != database
+        and name not in keep
+    )
+
+
+def interrupted_restore_advice(database, aside, src=None):
+    """What to do when a restore failed and its database could not be put back: restore the backup, first."""
+    backup = None
+    if src:
+        candidate = os.path.dirname(os.path.dirname(src))
+        if os.path.isfile(os.path.join(candidate, "manifest.json")):
+            backup = candidate
+    if backup:
+        first = "Restore the backup: run the lorawan.tts.restore role with tts_restore_from=%s" % backup
+    else:
+        first = (
+            "Restore the backup: run the lorawan.tts.restore role with tts_restore_from set to the backup directory "
+            "(the one holding manifest.json)"
+        )
+    if src:
+        first += ", or lorawan.tts.postgres_restore with src=%s once PostgreSQL answers again" % src
+    if not aside:
+        return first + ". Database %s did not exist before: drop it if you do not restore" % database
+    return (
+        "%s; it replaces database %s and drops %s. Database %s holds what %s was before this restore (in a rollback, "
+        "the half-migrated data): do not rename it back, and copy anything you need from it before that restore"
+        % (first, database, aside, aside, database)
+    )
 
 
 class PostgresService:
@@ -352,6 +400,34 @@ class PostgresService:
             what="closing the connections to database %s in %s" % (database, self.where),
         )
 
+    def drop_leftovers(self, keep=()):
+        """Drop the set-aside databases of earlier, interrupted restores (leftover_names); once a restore succeeded.
+
+        Returns (the names dropped, warnings): a leftover that cannot be dropped is a warning, not a failure.
+        """
+        try:
+            out = self.psql("SELECT datname FROM pg_database", what="listing the databases in %s" % self.where)
+        except ComposeError as error:
+            return [], [
+                "the restore succeeded, but listing the databases for leftovers of earlier restores failed (%s)" % error
+            ]
+        dropped, warnings = [], []
+        for name in leftover_names(out.splitlines(), self.database, keep):
+            try:
+                self.terminate(name)
+                self.psql(
+                    "DROP DATABASE IF EXISTS %s" % quote_ident(name),
+                    what="dropping %s, left by an earlier, interrupted restore, in %s" % (name, self.where),
+                )
+            except ComposeError as error:
+                warnings.append(
+                    "the restore succeeded, but %s, left by an earlier, interrupted restore, is still there (%s): "
+                    "drop it" % (name, error)
+                )
+                continue
+            dropped.append(name)
+        return dropped, warnings
+
     def count_tables(self, database):
         out = self.psql(
             COUNT_TABLES, database=database, what="counting the tables of %s in %s" % (database, self.where)
@@ -507,16 +583,9 @@ def restore_dump(pg, src, check_mode=False, warn=None):
     except ComposeError as error:
         rollback_failure = roll_back(pg, database, previous)
         if rollback_failure:
-            if previous:
-                where_now = (
-                    "The previous data is in database %s: drop database %s and rename %s to %s "
-                    "(ALTER DATABASE ... RENAME TO ...)" % (previous, database, previous, database)
-                )
-            else:
-                where_now = "Database %s did not exist before: drop it" % database
             failure = PostgresBackupError(
                 "restoring %s failed: %s. Putting the previous database back failed too: %s. %s"
-                % (src, error, rollback_failure, where_now),
+                % (src, error, rollback_failure, interrupted_restore_advice(database, previous, src)),
                 argv=error.argv,
                 rc=error.rc,
                 stderr=error.stderr,
@@ -544,6 +613,13 @@ def restore_dump(pg, src, check_mode=False, warn=None):
                     "you no longer need it" % (previous, error)
                 )
             result["previous_database"] = previous
+    dropped, warnings = pg.drop_leftovers(keep=(previous,) if previous else ())
+    result["dropped_leftovers"] = dropped
+    for message in warnings:
+        if warn:
+            warn(message)
+        else:
+            result.setdefault("warnings", []).append(message)
     return result
 
 
@@ -696,7 +772,8 @@ def restore_snapshot(pg, name, check_mode=False):
                 name,
                 pg.database,
                 error,
-                "Moving the previous database back failed too (%s): it is %s now" % (failure, aside)
+                "Moving the previous database back failed too (%s). %s"
+                % (failure, interrupted_restore_advice(pg.database, aside))
                 if failure
                 else "Database %s is as it was; the snapshot is unchanged" % pg.database,
             ),
@@ -712,4 +789,8 @@ def restore_snapshot(pg, name, check_mode=False):
                 "the snapshot is back as %s, but the replaced database is still there as %s (%s): drop it"
                 % (pg.database, aside, error)
             ]
+    dropped, warnings = pg.drop_leftovers(keep=(name,) + ((aside,) if aside else ()))
+    result["dropped_leftovers"] = dropped
+    if warnings:
+        result["warnings"] = result.get("warnings", []) + warnings
     return result

@@ -16,9 +16,13 @@ description:
     file is refused), and it must not come from a newer PostgreSQL major version than the server's."
   - "Then it closes every connection to the database, renames it to C(<database>_pre_restore_<UTC timestamp>),
     creates an empty database owned by O(user), runs C(pg_restore --exit-on-error) into it, and checks that it
-    holds as many tables as the dump. On success the renamed previous database is dropped."
+    holds as many tables as the dump. On success the renamed previous database is dropped, and so are the
+    databases that earlier, interrupted restores set aside (C(<database>_pre_restore_<UTC timestamp>))."
   - On any failure after the rename, the new database is dropped and the previous one renamed back, so the
-    database is returned to its previous state; the error says so.
+    database is returned to its previous state; the error says so. When that fails too (PostgreSQL went away),
+    the error's first advice is to restore the backup again (the M(lorawan.tts.postgres_restore) run, or the
+    C(lorawan.tts.restore) role with C(tts_restore_from)), not to rename the set-aside database back (in a
+    rollback it holds the half-migrated data).
   - The password is passed to the container only through the environment (C(-e PGPASSWORD)), never on a
     command line, and is never returned.
 version_added: 0.1.0
@@ -124,6 +128,15 @@ previous_database:
   returned: when the previous database could not be dropped
   type: str
   sample: ttn_lorawan_pre_restore_20260301_120000
+dropped_leftovers:
+  description:
+    - The databases that earlier, interrupted restores had set aside (C(<database>_pre_restore_<UTC timestamp>)),
+      dropped once this restore succeeded. Never the database itself, this restore's own set-aside copy, or a
+      snapshot.
+  returned: success, not in check mode
+  type: list
+  elements: str
+  sample: [ttn_lorawan_pre_restore_20260301_120000]
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -17,7 +17,8 @@ description:
   - "O(state=restored): O(database) becomes a copy of the snapshot again: the current O(database) is renamed
     aside, a file copy of the snapshot takes its name (seconds, as for O(state=present)), the aside database is
     dropped. The snapshot stays, to be dumped; drop it with O(state=absent) after. On a failure the previous
-    O(database) is put back."
+    O(database) is put back. Once it succeeded, databases that earlier, interrupted restores set aside
+    (C(<database>_pre_restore_<UTC timestamp>), never the snapshot) are dropped too."
   - O(state=absent) drops the snapshot.
   - A snapshot lives in the same server and volume as the database; it is no backup on its own. Make the
     portable dump from it with M(lorawan.tts.postgres_dump) (O(lorawan.tts.postgres_dump#module:database) set to
@@ -109,6 +110,14 @@ strategy:
   returned: when O(state=present) created the snapshot
   type: str
   sample: FILE_COPY
+dropped_leftovers:
+  description:
+    - The databases that earlier, interrupted restores had set aside (C(<database>_pre_restore_<UTC timestamp>)),
+      dropped once O(state=restored) succeeded.
+  returned: when O(state=restored) succeeded, not in check mode
+  type: list
+  elements: str
+  sample: [ttn_lorawan_pre_restore_20260301_120000]
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -8,7 +8,6 @@ old version and answer, its data (fingerprint) and files unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -17,30 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.observe import containers, project_files
+
 FROM = "3.31.1"
 TARGET = "3.32.0"
 MiB = 1024 * 1024
-
-
-def project_files(directory: Path) -> dict[str, str]:
-    """sha256 of every file of the deployment but the databases' own data (which they write on their own)."""
-    data = directory / ".env" / "data"
-    return {
-        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(directory.rglob("*"))
-        if path.is_file() and data not in path.parents
-    }
-
-
-def containers(directory: Path) -> list[tuple[str, str, str]]:
-    """(name, id, started at) of each container: a stop, start or recreation changes one of them."""
-    ids = subprocess.run(
-        ["docker", "compose", "ps", "--all", "--quiet"], cwd=directory, capture_output=True, text=True, check=True
-    ).stdout.split()
-    inspected = json.loads(
-        subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True).stdout
-    )
-    return sorted((item["Name"], item["Id"], item["State"]["StartedAt"]) for item in inspected)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +84,8 @@ def assert_old_version_answers(deployment, fingerprint: dict) -> None:
     version = deployment.compose("exec", "-T", "stack", "ttn-lw-stack", "version")
     assert FROM in version.stdout, version.stdout + version.stderr
     assert deployment.fingerprint() == fingerprint
-    assert not (deployment.dir / ".lorawan-tts.lock").exists()
+    journal = deployment.dir / ".lorawan-tts.journal"
+    assert not journal.exists() or json.loads(journal.read_text())["outcome"], "the run did not close its journal"
 
 
 def test_a_read_only_backup_dir_is_refused_by_the_preflight(deployment, tmpfs, tmp_path, ansible_env):

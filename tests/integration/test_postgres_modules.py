@@ -167,6 +167,52 @@ def test_restore_brings_back_the_data_of_the_dump(deployment: Deployment, dumped
     wait_healthy(deployment)
 
 
+LEFTOVER = "ttn_lorawan_pre_restore_20260227_031500"  # as an interrupted restore leaves it
+NOT_LEFTOVERS = ("ttn_lorawan_snapshot_20260227t031500z", "other_pre_restore_20260227_031500")
+
+
+def test_a_restore_drops_the_leftovers_of_interrupted_restores(
+    deployment: Deployment, dumped: Dumped, run_playbook
+) -> None:
+    """A database an interrupted restore set aside goes once a later restore succeeded; a snapshot and another
+    database's set-aside copy stay. The same for a snapshot put back (postgres_snapshot state=restored)."""
+    snapshot = "ttn_lorawan_snapshot_20260301t120000z"
+    try:
+        for name in (LEFTOVER, *NOT_LEFTOVERS):
+            deployment.sql(f"CREATE DATABASE {name}")
+        run = run_playbook(playbook(restore_task("restore", deployment, dumped.path)))
+        result = run.result("restore")
+        assert result.get("failed") is not True, result
+        assert result["dropped_leftovers"] == [LEFTOVER]
+        left = databases(deployment)
+        assert LEFTOVER not in left
+        assert set(NOT_LEFTOVERS) <= set(left)
+        assert "ttn_lorawan" in left
+        assert deployment.fingerprint()["postgres"] == dumped.fingerprint["postgres"]
+
+        deployment.sql(f"CREATE DATABASE {LEFTOVER}")
+        snapshot_task = {"project_src": str(deployment.dir), "snapshot": snapshot}
+        run = run_playbook(
+            playbook(
+                {"name": "snapshot", "lorawan.tts.postgres_snapshot": {**snapshot_task, "state": "present"}},
+                {"name": "put back", "lorawan.tts.postgres_snapshot": {**snapshot_task, "state": "restored"}},
+            )
+        )
+        result = run.result("put back")
+        assert result.get("failed") is not True, result
+        assert result["dropped_leftovers"] == [LEFTOVER]
+        left = databases(deployment)
+        assert LEFTOVER not in left
+        assert {snapshot, *NOT_LEFTOVERS} <= set(left)
+        assert not [name for name in left if "_pre_restore_" in name and not name.startswith("other_")]
+    finally:
+        for name in (LEFTOVER, snapshot, *NOT_LEFTOVERS):
+            deployment.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    restarted = deployment.compose("restart", "stack")
+    assert restarted.returncode == 0, restarted.stderr
+    wait_healthy(deployment)
+
+
 def test_check_mode_touches_nothing(deployment: Deployment, dumped: Dumped, run_playbook, tmp_path: Path) -> None:
     deployment.sql("UPDATE users SET created_at = created_at + interval '1 second'")
     before = deployment.fingerprint()

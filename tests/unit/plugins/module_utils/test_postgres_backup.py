@@ -10,6 +10,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose import Compose
 from ansible_collections.lorawan.tts.plugins.module_utils.postgres_backup import (
     PostgresBackupError,
     PostgresService,
+    leftover_names,
     major_version,
     parse_archive_list,
     pre_restore_name,
@@ -86,6 +87,8 @@ class FakeProject:
         if "server_version_num" in sql:
             name = sql.split("datname = '")[1].split("'")[0]
             return 0, "15.18 (Debian)|150018|%s\n" % ("t" if name in self.existing else "f"), ""
+        if sql == "SELECT datname FROM pg_database":
+            return 0, "".join(name + "\n" for name in sorted(self.existing)), ""
         if "count(*) FROM pg_tables" in sql:
             return 0, self.tables + "\n", ""
         return 0, "", ""
@@ -142,8 +145,93 @@ def test_a_failed_rollback_says_where_the_previous_data_is(tmp_path: Path, dump_
         run_restore(FakeModule(tmp_path), project)
     message = str(caught.value)
     assert "Putting the previous database back failed too" in message
-    assert "The previous data is in database ttn_lorawan_pre_restore_" in message
+    advice = message.split("Putting the previous database back failed too")[1].split(". ", 1)[1]
+    # In a rollback the set-aside database holds the half-migrated data: the first advice is the backup.
+    assert advice.startswith("Restore the backup: run the lorawan.tts.restore role with tts_restore_from")
+    assert f"lorawan.tts.postgres_restore with src={dump_file}" in advice
+    assert "do not rename it back" in advice
+    assert "RENAME TO" not in message
     assert caught.value.changed is True
+
+
+def test_a_failed_rollback_names_the_backup_directory_of_the_dump(tmp_path: Path) -> None:
+    backup = tmp_path / "20260301T120000Z_3.31.1_to_3.32.0"
+    (backup / "postgres").mkdir(parents=True)
+    (backup / "manifest.json").write_text("{}")
+    dump = backup / "postgres" / "ttn_lorawan.dump"
+    dump.write_bytes(b"PGDMP fake dump")
+    project = FakeProject()
+    project.fail_stream["pg_restore -d"] = "pg_restore: error: server closed the connection unexpectedly"
+    project.fail_sql["DROP DATABASE IF EXISTS"] = "psql: error: connection refused"
+    with pytest.raises(PostgresBackupError) as caught:
+        run_restore(FakeModule(tmp_path, src=str(dump)), project)
+    assert f"Restore the backup: run the lorawan.tts.restore role with tts_restore_from={backup}," in str(caught.value)
+
+
+LEFTOVER = "ttn_lorawan_pre_restore_20260227_031500"
+
+
+def test_leftover_names_are_only_this_databases_set_aside_copies() -> None:
+    names = [
+        "ttn_lorawan",
+        "postgres",
+        LEFTOVER,
+        "ttn_lorawan_pre_restore_20260301_120000",
+        "ttn_lorawan_snapshot_20260227t031500z",  # a snapshot: the upgrade's, maybe still needed
+        "ttn_lorawan_pre_restore_20260227_0315",  # not the stamp pre_restore_name writes
+        "ttn_lorawan_pre_restore_20260227_031500_copy",
+        "ttn_lorawan_pre_restore_",
+        "other_pre_restore_20260227_031500",  # another database's
+        "xttn_lorawan_pre_restore_20260227_031500",
+        "TTN_LORAWAN_pre_restore_20260227_031500",
+    ]
+    assert leftover_names(names, "ttn_lorawan") == [LEFTOVER, "ttn_lorawan_pre_restore_20260301_120000"]
+    assert leftover_names(names, "ttn_lorawan", keep=("ttn_lorawan_pre_restore_20260301_120000",)) == [LEFTOVER]
+    assert leftover_names(names, "other") == ["other_pre_restore_20260227_031500"]
+    # Every name pre_restore_name makes for the database is one; the database's own name never is.
+    assert leftover_names([pre_restore_name("ttn_lorawan")], "ttn_lorawan") == [pre_restore_name("ttn_lorawan")]
+    assert leftover_names(["ttn_lorawan"], "ttn_lorawan") == []
+
+
+def test_a_database_name_cut_short_by_pre_restore_name_has_no_leftovers() -> None:
+    long_name = "d" * 40
+    aside = pre_restore_name(long_name)
+    assert not aside.startswith(long_name)  # cut: a database "d" * 36 would make the same names
+    assert leftover_names([aside], long_name) == []
+    assert leftover_names([aside], "d" * 35) == [aside]
+
+
+def test_a_successful_restore_drops_the_leftovers_of_interrupted_ones(tmp_path: Path, dump_file: Path) -> None:
+    project = FakeProject()
+    project.existing = {"ttn_lorawan", LEFTOVER, "ttn_lorawan_snapshot_20260227t031500z", "other_pre_restore_x"}
+    result = run_restore(FakeModule(tmp_path), project)
+    assert result["dropped_leftovers"] == [LEFTOVER]
+    drops = [sql for sql in project.sql if sql.startswith("DROP DATABASE")]
+    assert f'DROP DATABASE IF EXISTS "{LEFTOVER}"' in drops
+    assert not [sql for sql in drops if "snapshot" in sql or "other" in sql or sql.endswith('"ttn_lorawan"')]
+    # Only after the restore succeeded: the leftover's drop comes after pg_restore and the table count.
+    assert project.sql.index(f'DROP DATABASE IF EXISTS "{LEFTOVER}"') > project.sql.index(
+        next(sql for sql in project.sql if "count(*) FROM pg_tables" in sql)
+    )
+
+
+def test_a_failed_restore_keeps_the_leftovers(tmp_path: Path, dump_file: Path) -> None:
+    project = FakeProject()
+    project.existing = {"ttn_lorawan", LEFTOVER}
+    project.fail_stream["pg_restore -d"] = "pg_restore: error: out of disk space"
+    with pytest.raises(PostgresBackupError):
+        run_restore(FakeModule(tmp_path), project)
+    assert not [sql for sql in project.sql if LEFTOVER in sql]
+
+
+def test_a_leftover_that_cannot_be_dropped_is_a_warning(tmp_path: Path, dump_file: Path) -> None:
+    project = FakeProject()
+    project.existing = {"ttn_lorawan", LEFTOVER}
+    project.fail_sql[f'DROP DATABASE IF EXISTS "{LEFTOVER}"'] = "ERROR:  database is being accessed by other users"
+    module = FakeModule(tmp_path)
+    result = run_restore(module, project)
+    assert result["dropped_leftovers"] == []
+    assert f"{LEFTOVER}, left by an earlier, interrupted restore, is still there" in module.warnings[0]
 
 
 def test_a_table_count_mismatch_rolls_back(tmp_path: Path, dump_file: Path) -> None:
