@@ -1,10 +1,13 @@
-"""Two upgrade runs on the same deployment at once: one upgrades, the other is refused by the lock."""
+"""Runs that meet on one deployment: two at once (one upgrades, the other is refused by the lock), and one that
+finds the journal of a stale run from another controller."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import time
+
+from tests.faults.interrupt import run_upgrade, write_inventory
 
 TARGET = "3.32.0"
 
@@ -37,3 +40,29 @@ def test_two_runs_at_once_upgrade_once(deploy, ansible_env, tmp_path):
     assert TARGET in version.stdout, version.stdout + version.stderr
     journal = json.loads((deployment.dir / ".lorawan-tts.journal").read_text())
     assert journal["outcome"] in ("upgraded", "already-current"), journal
+
+
+def test_a_stale_run_from_another_controller_is_taken_over(deploy, ansible_env, tmp_path):
+    """A journal left open by a run on another machine (an AWX job that was cancelled, say) that has written
+    nothing for longer than tts_lock_stale_after: the next run says so, takes it over and upgrades."""
+    deployment = deploy("3.31.1", "--seed", "small")
+    stale = {
+        "run": "awx-job-17",
+        "controller": {"host": "awx-task-5f7c9", "pid": 4242, "start": "1"},
+        "boot_id": "",
+        "worker": None,
+        "outcome": None,
+        "phase": "preflight",
+        "marks": [],
+        "updated": time.time() - 4000,
+    }
+    journal = deployment.dir / ".lorawan-tts.journal"
+    journal.write_text(json.dumps(stale))
+    inventory = write_inventory(tmp_path, deployment.dir)
+    rc, output = run_upgrade(inventory, ansible_env)
+    assert rc == 0, output[-3000:]
+    assert "taking over the interrupted run awx-job-17 from awx-task-5f7c9" in output, output[-3000:]
+    assert "more than tts_lock_stale_after (1800 s)" in output
+    assert "It had stopped nothing." in output
+    assert f"upgraded 3.31.1 -> {TARGET}" in output
+    assert json.loads(journal.read_text())["outcome"] == "upgraded"
