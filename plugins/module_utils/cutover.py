@@ -39,6 +39,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.journal import Cutover
 from ansible_collections.lorawan.tts.plugins.module_utils.migrations import StackMigration
 from ansible_collections.lorawan.tts.plugins.module_utils.postgres_backup import (
     PostgresService,
+    checkpoint,
     plan_snapshot,
     restore_dump,
     restore_snapshot,
@@ -105,11 +106,12 @@ class Cutover:
         for database in (params["redis_service"], params["postgres_service"]):
             project.running_inspect(database)
         # A rollback needs no plan: it must work even when the database is gone.
-        self.snapshot_plan = (
-            plan_snapshot(PostgresService(project, params["postgres_service"]), params["snapshot"])
-            if params["snapshot"] and params.get("state", "upgraded") == "upgraded" and not check_mode
-            else None
-        )
+        self.snapshot_plan = None
+        if params["snapshot"] and params.get("state", "upgraded") == "upgraded" and not check_mode:
+            postgres = PostgresService(project, params["postgres_service"])
+            self.snapshot_plan = plan_snapshot(postgres, params["snapshot"])
+            if self.snapshot_plan["strategy"] == "FILE_COPY":
+                self.snapshot_plan["checkpointed"] = checkpoint(postgres)
         journal = params.get("journal") or {}
         self.journal = CutoverJournal(Journal(project.project_src) if journal else None, journal.get("run", ""))
         self.journal_record: Dict[str, Any] = journal.get("record") or {}
