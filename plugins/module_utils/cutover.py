@@ -343,6 +343,7 @@ class Cutover:
             # accepts connections, and restore once more. The snapshot or dump is unchanged; what the interrupted
             # attempt set aside is dropped once this one succeeds.
             first = failures.pop("postgres")["msg"]
+            self.result["rollback_restore_retried"] = first
             self.mark("rollback restore postgres again")
             try:
                 self.start_databases()

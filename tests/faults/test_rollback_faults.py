@@ -102,6 +102,7 @@ def test_postgres_killed_during_the_rollbacks_restore(rollback, deploy, ansible_
     # The rollback started Postgres again and restored it once more: the old version answers after this run.
     assert "ROLLED BACK" in first, first[-4000:]
     assert "rollback restore postgres again" in first, first[-4000:]
+    assert '"rollback_restore_retried": ' in first, first[-4000:]
     for text in ("MODULE FAILURE", "Traceback", "Unexpected Exception"):
         assert text not in first, first[-4000:]
     assert deployment.healthz() == 200
