@@ -32,24 +32,26 @@ def wait_healthy(deployment, timeout: float = 90) -> None:
         time.sleep(0.5)
 
 
-def restoring_postgres(marker: str):
-    """The rollback restores Postgres: its phase is in the journal and a process whose argv holds marker (the
-    snapshot's CREATE DATABASE ... TEMPLATE, or pg_restore) runs, on the host or in the container."""
+def restoring_postgres(container: str, marker: str):
+    """The rollback restores Postgres: its phase is in the journal and a process in the Postgres container (found by
+    its cgroup: other deployments may run beside) has marker in its argv (the snapshot's CREATE DATABASE ...
+    TEMPLATE, or pg_restore)."""
 
     def when(journal: dict, dummy_compose: str) -> bool:
         if journal.get("phase") != "rollback restore" or journal.get("outcome"):
             return False
-        return any(marker in argv for argv in host_processes())
+        return any(marker in argv for argv in processes_in(container))
 
     return when
 
 
-def host_processes() -> Iterator[str]:
-    """The command lines of the host's processes (a container's processes are among them)."""
+def processes_in(container: str) -> Iterator[str]:
+    """The command lines of the container's processes, as the host sees them."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                yield (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if container in (entry / "cgroup").read_text():
+                    yield (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
 
@@ -96,7 +98,8 @@ def test_postgres_killed_during_the_rollbacks_restore(rollback, deploy, ansible_
     failing = write_inventory(
         tmp_path, deployment.dir, tts_target_version=FAILS_MIGRATING, tts_allow_unreleased_version=True, **extra
     )
-    rc, journal, first = run_and_act(failing, ansible_env, deployment.dir, kill(postgres), restoring_postgres(marker))
+    moment = restoring_postgres(postgres, marker)
+    rc, journal, first = run_and_act(failing, ansible_env, deployment.dir, kill(postgres), moment)
     assert rc != 0, first[-4000:]
     assert journal["phase"] == "rollback restore", journal
     # The rollback started Postgres again and restored it once more: the old version answers after this run.
