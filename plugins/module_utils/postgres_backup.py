@@ -777,8 +777,9 @@ def restore_snapshot(pg, name, check_mode=False):
         )
     except ComposeError as error:
         failure = roll_back(pg, pg.database, aside)
+        disk_full = "No space left on device" in (error.stderr or "")
         raise PostgresBackupError(
-            "copying snapshot %s back as %s failed: %s. %s"
+            "copying snapshot %s back as %s failed: %s. %s%s"
             % (
                 name,
                 pg.database,
@@ -787,6 +788,10 @@ def restore_snapshot(pg, name, check_mode=False):
                 % (failure, interrupted_restore_advice(pg.database, aside))
                 if failure
                 else "Database %s is as it was; the snapshot is unchanged" % pg.database,
+                ". Free space in the Postgres data volume: the copy is as large as the snapshot (%s), and the "
+                "database it replaces stays until the copy is done" % name
+                if disk_full and not failure
+                else "",
             ),
             argv=error.argv,
             rc=error.rc,
