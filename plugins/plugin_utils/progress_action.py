@@ -135,7 +135,9 @@ class ProgressAction(ActionBase):
         begin = time.monotonic()
         while True:
             answer = self._low_level_execute_command(command, sudoable=True)
-            state, _newline, content = answer.get("stdout", "").partition("\n")
+            # Over SSH with a TTY (ssh -tt, to become), lines end in CRLF.
+            state, _newline, content = answer.get("stdout", "").replace("\r\n", "\n").partition("\n")
+            state = state.strip()
             if answer.get("rc") != 0 or state not in ("running", "finished"):
                 return {
                     "failed": True,
