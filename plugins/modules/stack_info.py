@@ -47,8 +47,8 @@ options:
     description:
       - V(all) gathers every fact. V(version) gathers what deciding whether a deployment is already upgraded
         needs (edition, images, services, the running and configured versions, health, compose files, the upgrade
-        journal) and leaves out RV(tts.redis), RV(tts.postgres) and RV(tts.blob) and the warnings that need them:
-        seven fewer commands in containers.
+        journal) and leaves out RV(tts.redis), RV(tts.postgres) and RV(tts.blob) and the warnings that need them,
+        which saves seven commands in containers.
     type: str
     choices: [all, version]
     default: all
