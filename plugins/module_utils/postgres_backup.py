@@ -736,8 +736,15 @@ def drop_snapshot(pg, name, check_mode=False):
     if not pg.server_facts(name)["exists"]:
         return dict(changed=False, snapshot=name)
     if not check_mode:
-        pg.terminate(name)
-        pg.psql("DROP DATABASE %s" % quote_ident(name), what="dropping database %s in %s" % (name, pg.where))
+        # One psql call: its sessions closed, then the drop (each command on its own, outside a transaction).
+        sessions = "pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()" % quote_literal(name)
+        pg.psql(
+            [
+                "SELECT count(pg_terminate_backend(pid)) FROM " + sessions,  # noqa: S608 a quoted literal
+                "DROP DATABASE %s" % quote_ident(name),
+            ],
+            what="dropping database %s in %s" % (name, pg.where),
+        )
     return dict(changed=True, snapshot=name)
 
 

@@ -161,7 +161,8 @@ class StackFacts:
 
     # -- the facts -------------------------------------------------------------------------------
 
-    def collect(self):
+    def collect(self, gather="all"):
+        """The facts; gather="version" leaves out the Redis, Postgres and blob facts and the image warnings."""
         self.config = self.project.config()
         self.service_configs = dict(self.config.get("services") or {})
         self.containers = self.project.containers()
@@ -175,12 +176,14 @@ class StackFacts:
         }
         facts.update(self.stack(edition, images))
         facts["health"] = self.health(facts["stack_version"])
-        facts["redis"] = self.redis()
-        facts["postgres"] = self.postgres()
-        facts["blob"] = self.blob()
+        if gather == "all":
+            facts["redis"] = self.redis()
+            facts["postgres"] = self.postgres()
+            facts["blob"] = self.blob()
         facts["compose_files"] = self.compose_files()
         facts["journal"] = self.journal()
-        self.image_warnings(edition, images, facts["postgres"])
+        if gather == "all":
+            self.image_warnings(edition, images, facts["postgres"])
         facts["warnings"] = self.warnings
         return facts
 
@@ -516,8 +519,10 @@ class StackFacts:
             )
 
 
-def stack_info(project, stack_service="stack", postgres_service="postgres", redis_service="redis", backup_dir=None):
-    facts = StackFacts(project, stack_service, postgres_service, redis_service).collect()
+def stack_info(
+    project, stack_service="stack", postgres_service="postgres", redis_service="redis", backup_dir=None, gather="all"
+):
+    facts = StackFacts(project, stack_service, postgres_service, redis_service).collect(gather)
     facts["backup_dir_free"] = None
     if backup_dir:
         facts["backup_dir_free"], dummy_measured = free_bytes(backup_dir)

@@ -23,6 +23,7 @@ MODULES = [
     "stack_health",
     "stack_migrate",
     "stack_info",
+    "upgrade_report",
 ]
 FILTERS = ["upgrade_path", "migration_plan", "migration_plan_lines", "phase_timings", "upgrade_messages"]
 

@@ -122,3 +122,13 @@ def test_postgres_password_goes_through_the_environment_only() -> None:
 )
 def test_postgres_major_of_unusual_version_lines(text: str, major: str | None) -> None:
     assert postgres_major(text) == major
+
+
+def test_gather_version_reads_only_what_deciding_whether_to_upgrade_needs() -> None:
+    project = FakeProject(HEALTHY)
+    facts = StackFacts(project).collect("version")
+    assert facts["stack_version"] == "3.32.0"
+    assert facts["configured_version"] == "3.32.0"
+    assert {"edition", "images", "services", "health", "compose_files", "journal"} <= set(facts)
+    assert not {"redis", "postgres", "blob"} & set(facts)
+    assert not {"redis-cli", "psql", "postgres", "cat", "df"} & set(project.env_names), project.env_names
