@@ -62,20 +62,6 @@ def human_bytes(size):
     return "%.1f GiB" % size
 
 
-def wait_command(results_file, progress_file, interval, tick=WAIT_TICK):
-    """The shell command that waits up to interval s for the job (WAIT_SCRIPT), checking every tick s."""
-    script = WAIT_SCRIPT % {
-        "running": shlex.quote(RUNNING_PREFIX),
-        "ticks": max(1, math.ceil(interval / tick)),
-        "tick": tick,
-    }
-    return "/bin/sh -c %s lorawan-tts-wait %s %s" % (
-        shlex.quote(script),
-        shlex.quote(results_file),
-        shlex.quote(progress_file),
-    )
-
-
 def progress_text(content, elapsed):
     """The progress line for the progress file's content, or the elapsed time when it can't be read."""
     try:
@@ -136,7 +122,16 @@ class ProgressAction(ActionBase):
         """The job's result, once it ends; a progress line every interval until then."""
         job_id = started["ansible_job_id"]
         results_file = started.get("results_file") or self._connection._shell.join_path(async_dir, job_id)
-        command = wait_command(results_file, progress_file, interval)
+        script = WAIT_SCRIPT % {
+            "running": shlex.quote(RUNNING_PREFIX),
+            "ticks": max(1, math.ceil(interval / WAIT_TICK)),
+            "tick": WAIT_TICK,
+        }
+        command = "/bin/sh -c %s lorawan-tts-wait %s %s" % (
+            shlex.quote(script),
+            shlex.quote(results_file),
+            shlex.quote(progress_file),
+        )
         begin = time.monotonic()
         while True:
             answer = self._low_level_execute_command(command, sudoable=True)
