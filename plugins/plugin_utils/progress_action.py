@@ -135,9 +135,7 @@ class ProgressAction(ActionBase):
         begin = time.monotonic()
         while True:
             answer = self._low_level_execute_command(command, sudoable=True)
-            # Over SSH with a TTY (ssh -tt, to become), lines end in CRLF.
-            state, _newline, content = answer.get("stdout", "").replace("\r\n", "\n").partition("\n")
-            state = state.strip()
+            state, _newline, content = answer.get("stdout", "").partition("\n")
             if answer.get("rc") != 0 or state not in ("running", "finished"):
                 return {
                     "failed": True,
