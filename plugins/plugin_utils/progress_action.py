@@ -23,7 +23,8 @@ display = Display()
 
 DEFAULT_INTERVAL = 10.0
 ASYNC_LIMIT_SECONDS = 7 * 24 * 3600  # the modules have their own timeouts
-POLL_SECONDS = (0.1, 0.2, 0.4, 0.8, 1.0, 2.0)
+# The steps behind this plugin run before the stop or after the start: a later look adds no downtime.
+POLL_SECONDS = (0.5, 1.0, 2.0)
 ASYNC_KEYS = ("ansible_job_id", "started", "finished", "results_file", "_ansible_suppress_tmpdir_delete")
 
 
