@@ -32,6 +32,12 @@ def summary(report):
     return line
 
 
+def sentence(text):
+    """The text ending as a sentence, for one that another sentence follows."""
+    text = (text or "").rstrip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def failure_message(report, snapshot, rollback_enabled):
     where = "%s (%s)" % (report["host"], report["project_dir"])
     failure = report["failure"]
@@ -48,7 +54,7 @@ def failure_message(report, snapshot, rollback_enabled):
                 where,
                 report["from"],
                 report["to"],
-                failure,
+                sentence(failure),
                 report["from"],
                 " with the data captured before the upgrade"
                 if report["captured"]
@@ -76,14 +82,14 @@ def failure_message(report, snapshot, rollback_enabled):
     if not rollback_enabled:
         return (
             "The upgrade of %s from %s to %s failed at %s It was NOT rolled back (tts_rollback_on_failure=false): the "
-            "stack is stopped or half migrated. %s" % (where, report["from"], report["to"], failure, data)
+            "stack is stopped or half migrated. %s" % (where, report["from"], report["to"], sentence(failure), data)
         )
     return "ROLLBACK FAILED on %s: the upgrade from %s to %s failed at %s and then the rollback failed: %s The " % (
         where,
         report["from"],
         report["to"],
         failure,
-        report["rollback_failure"],
+        sentence(report["rollback_failure"]),
     ) + (
         "stack is stopped. Fix the cause, then run the upgrade again (the same playbook and inventory): it takes this "
         "run over from the journal %s/.lorawan-tts.journal and finishes the rollback from the capture. %s"

@@ -39,6 +39,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.journal import Cutover
 from ansible_collections.lorawan.tts.plugins.module_utils.migrations import StackMigration
 from ansible_collections.lorawan.tts.plugins.module_utils.postgres_backup import (
     PostgresService,
+    checkpoint,
     plan_snapshot,
     restore_dump,
     restore_snapshot,
@@ -105,11 +106,12 @@ class Cutover:
         for database in (params["redis_service"], params["postgres_service"]):
             project.running_inspect(database)
         # A rollback needs no plan: it must work even when the database is gone.
-        self.snapshot_plan = (
-            plan_snapshot(PostgresService(project, params["postgres_service"]), params["snapshot"])
-            if params["snapshot"] and params.get("state", "upgraded") == "upgraded" and not check_mode
-            else None
-        )
+        self.snapshot_plan = None
+        if params["snapshot"] and params.get("state", "upgraded") == "upgraded" and not check_mode:
+            postgres = PostgresService(project, params["postgres_service"])
+            self.snapshot_plan = plan_snapshot(postgres, params["snapshot"])
+            if self.snapshot_plan["strategy"] == "FILE_COPY":
+                self.snapshot_plan["checkpointed"] = checkpoint(postgres)
         journal = params.get("journal") or {}
         self.journal = CutoverJournal(Journal(project.project_src) if journal else None, journal.get("run", ""))
         self.journal_record: Dict[str, Any] = journal.get("record") or {}
@@ -319,6 +321,15 @@ class Cutover:
         if self.params["postgres_service"] in down:
             PostgresService(self.project, self.params["postgres_service"]).wait_ready(POSTGRES_READY_SECONDS)
 
+    def postgres_started_at(self) -> Optional[str]:
+        """When the running Postgres container started; None when none runs."""
+        service = self.params["postgres_service"]
+        for found in self.project.containers([service]).get(service) or []:
+            state = found.get("State") or {}
+            if state.get("Status") == "running":
+                return state.get("StartedAt") or ""
+        return None
+
     def restore(self) -> None:
         """The files first (the old compose file, so that the databases run their old images), then Postgres and
         Redis at once."""
@@ -328,14 +339,31 @@ class Cutover:
         pg = PostgresService(self.project, self.params["postgres_service"])
         snapshot: Optional[str] = self.params["snapshot"]
         redis = RedisPersistence(self.project, self.params["redis_service"], timeout=self.params["backup_timeout"])
+
+        def restore_postgres() -> Dict[str, Any]:
+            if snapshot:
+                return restore_snapshot(pg, snapshot)
+            return restore_dump(pg, os.path.join(self.dest, DUMP_FILE))
+
+        started_at = self.postgres_started_at()
         dummy_results, failures = in_parallel(
-            {
-                "postgres": (lambda: restore_snapshot(pg, snapshot))
-                if snapshot
-                else (lambda: restore_dump(pg, os.path.join(self.dest, DUMP_FILE))),
-                "redis": lambda: redis.restore(self.redis_copy()),
-            }
+            {"postgres": restore_postgres, "redis": lambda: redis.restore(self.redis_copy())}
         )
+        if "postgres" in failures and self.postgres_started_at() != started_at:
+            # The server went away during the restore (killed, out of memory, restarted): start it, wait until it
+            # accepts connections, and restore once more. The snapshot or dump is unchanged; what the interrupted
+            # attempt set aside is dropped once this one succeeds.
+            first = failures.pop("postgres")["msg"]
+            self.result["rollback_restore_retried"] = first
+            self.mark("rollback restore postgres again")
+            try:
+                self.start_databases()
+                pg.wait_ready(POSTGRES_READY_SECONDS)
+                restore_postgres()
+            except KNOWN_ERRORS as error:
+                failures["postgres"] = {
+                    "msg": "%s (the server had gone away during a first attempt, which failed: %s)" % (error, first)
+                }
         if failures:
             parts = sorted(failures.items())
             raise ComposeError("; ".join("restoring %s failed: %s" % (name, failure["msg"]) for name, failure in parts))

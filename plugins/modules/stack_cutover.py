@@ -227,6 +227,12 @@ rollback_failure:
   description: Why the rollback failed.
   returned: when the rollback failed
   type: str
+rollback_restore_retried:
+  description:
+    - Why the rollback's first Postgres restore failed, when the server had gone away during it (its container
+      stopped or started again); the rollback started it and restored Postgres once more.
+  returned: when the rollback restored Postgres a second time
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule

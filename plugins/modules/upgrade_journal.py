@@ -150,12 +150,12 @@ def main():
     params = module.params
     journal = Journal(params["project_src"])
     try:
-        if params["state"] == "closed":
+        if params["state"] in ("closed", "abandoned"):
             module.exit_json(
                 changed=True,
                 opened=False,
                 taken_over=None,
-                journal=close_run(journal, params["run"], params["outcome"]),
+                journal=close_run(journal, params["run"], params["outcome"], abandoned=params["state"] == "abandoned"),
             )
         result = open_run(
             journal, params["run"], params["record"], params["controller"], params["stale_after"], boot_id()

@@ -62,6 +62,18 @@ def run_and_interrupt(
     timeout: float = 300,
 ) -> tuple[int, dict, str]:
     """Run the upgrade, send the signal to its process group at the moment; (return code, journal then, output)."""
+    return run_and_act(inventory, env, deployment_dir, lambda pid: os.killpg(pid, number), when, timeout)
+
+
+def run_and_act(
+    inventory: Path,
+    env: dict[str, str],
+    deployment_dir: Path,
+    act: Callable[[int], object],
+    when: Moment,
+    timeout: float = 300,
+) -> tuple[int, dict, str]:
+    """Run the upgrade, act(its process id) once at the moment, let it end; (return code, journal then, output)."""
     log = inventory.parent / "interrupted.log"
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -77,7 +89,7 @@ def run_and_interrupt(
         while process.poll() is None and time.monotonic() < deadline:
             journal = read_journal(deployment_dir)
             if journal and when(journal, compose_file.read_text()):
-                os.killpg(process.pid, number)
+                act(process.pid)
                 break
             time.sleep(0.01)
         else:

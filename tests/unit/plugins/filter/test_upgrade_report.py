@@ -88,6 +88,13 @@ def test_failure_messages_say_where_the_data_is() -> None:
     )
     assert failed["message"].startswith("ROLLBACK FAILED on tts-1 (/srv/tts)")
     assert "database ttn_lorawan_snapshot_x" in failed["message"]
+    # The modules' messages end without a period: the next sentence must not run into them.
+    unfinished = upgrade_messages(
+        dict(REPORT, result="failed", failure="migrate: exit 1", rollback_failure="redis is down", backup=None)
+    )
+    assert "the rollback failed: redis is down. The stack is stopped." in unfinished["message"]
+    rolled_back = upgrade_messages(dict(REPORT, result="rolled-back", failure="migrate: exit 1"))
+    assert "failed at migrate: exit 1. It was ROLLED BACK" in rolled_back["message"]
     early = upgrade_messages(dict(REPORT, result="failed", failure="pull: no tag", stopped=False, captured=False))
     assert "before anything was stopped or changed: pull: no tag" in early["message"]
     with pytest.raises(AnsibleFilterError):

@@ -172,6 +172,24 @@ def test_close_and_abandon(tmp_path: Path) -> None:
         close_run(journal, "run-1", "upgraded")
 
 
+def test_the_module_abandons_the_journal_of_a_run_that_leaves_the_stack_stopped(tmp_path: Path, monkeypatch, capsys):
+    # The role's unlock step (state=abandoned) once opened the journal instead, and failed: its own run held it.
+    from ansible.module_utils import basic
+    from ansible_collections.lorawan.tts.plugins.modules import upgrade_journal
+
+    journal = Journal(str(tmp_path))
+    open_run(journal, "run-1", {}, HERE, 1800, BOOT)
+    arguments = {"project_src": str(tmp_path), "run": "run-1", "state": "abandoned", "outcome": "failed"}
+    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": arguments}).encode())
+    with pytest.raises(SystemExit):
+        upgrade_journal.main()
+    result = json.loads(capsys.readouterr().out)
+    assert not result.get("failed"), result
+    record = journal.read()
+    assert (record["abandoned"], record["outcome"], record["worker"]) == (True, None, None)
+    assert judge(record, NOW, BOOT, HERE, 1800)["state"] == INTERRUPTED
+
+
 def test_the_journal_is_private_and_replaced_whole(tmp_path: Path) -> None:
     journal = Journal(str(tmp_path), clock=lambda: NOW)
     open_run(journal, "run-1", {"from": "3.31.1"}, HERE, 1800, BOOT)
