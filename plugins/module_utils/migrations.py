@@ -24,6 +24,9 @@ from ansible_collections.lorawan.tts.plugins.module_utils.versions import (
 )
 
 UP_TO_DATE = "Database is up to date"
+# `is-db status` exists from 3.32.2; it logs one zap line: INFO<TAB>Status fetched<TAB>{"unapplied_migrations": 0, ...}
+IS_DB_STATUS_SINCE = (3, 32, 2)
+STATUS_FETCHED = re.compile(r"Status fetched\s+(\{.*\})")
 OUTPUT_TAIL_LINES = 5
 # redis-cli --no-raw prints an MGET reply as `1) "1"` or `2) (nil)` (a single key: without the number).
 MGET_ITEM = re.compile(r'^\s*(?:\d+\)\s+)?(?:"(?P<value>[^"]*)"|\(nil\))\s*$')
@@ -106,6 +109,45 @@ class StackMigration:
             plan = [[*argv, "--force"] if argv[0] in REDIS_SCHEMA_KEYS and "--force" not in argv else argv
                     for argv in plan]  # fmt: skip
         return plan
+
+    def check_applied(self) -> Dict[str, Any]:
+        """After the start, what the hop's migrations must have left: every Redis schema version current and,
+        where `is-db status` exists, no unapplied Identity Server migration. From 3.23 TTS starts with its schema
+        behind and its health endpoint answers all the same, so this is the evidence that the migrations ran."""
+        versions = self.redis_schema_versions()
+        outdated = [
+            argv[0]
+            for argv in migration_plan(self.edition, self.to_version, self.to_version, versions)
+            if argv[0] in REDIS_SCHEMA_KEYS
+        ]
+        if outdated:
+            raise ComposeError(
+                "%s runs, but the Redis schema version of %s is missing or below 1 (%s): its migrate did not run, "
+                "and TTS starts without it"
+                % (
+                    self.to_version,
+                    ", ".join(outdated),
+                    ", ".join("%s=%s" % (REDIS_SCHEMA_KEYS[name], versions.get(name)) for name in outdated),
+                )
+            )
+        checked: Dict[str, Any] = {"redis_schema_versions": versions}
+        if parse_version(self.to_version) < IS_DB_STATUS_SINCE:
+            return checked
+        rc, out, err = self.project.run("run", "--rm", "-T", self.service, "is-db", "status", check=False)
+        output = "\n".join(part for part in (out, err) if part)
+        fetched = STATUS_FETCHED.search(output)
+        if rc != 0 or not fetched:
+            raise ComposeError(
+                "is-db status of %s failed (exit %d): %s" % (self.to_version, rc, output_summary(output)), stderr=err
+            )
+        status = json.loads(fetched.group(1))
+        if status.get("unapplied_migrations"):
+            raise ComposeError(
+                "%s runs, but is-db status reports %s of its %s Identity Server migrations unapplied"
+                % (self.to_version, status.get("unapplied_migrations"), status.get("migrations"))
+            )
+        checked["is_db_status"] = status
+        return checked
 
     def wait_for_postgres(self, timeout):
         deadline = time.monotonic() + timeout

@@ -15,7 +15,8 @@ description:
     O(snapshot) is empty), Redis and the files changed since M(lorawan.tts.backup_files) copied them, at once,
     into O(dest); for each of O(hops), set the image tag of O(services) and run that hop's migrations
     (M(lorawan.tts.stack_migrate)); start O(services); wait until TTS answers its health endpoint and runs the
-    last hop (M(lorawan.tts.stack_health)).
+    last hop (M(lorawan.tts.stack_health)); then check that the migrations left what they must (see
+    RV(migrations_checked)).
   - On a failure after the stop and with O(rollback=true), the module rolls back before it fails. It stops the
     new version if it started, puts the files back (the old compose file with them), starts Postgres and Redis
     if the fault stopped them, puts Postgres (from the snapshot, or the dump) and Redis back at once, starts the
@@ -197,6 +198,14 @@ marks:
   returned: always
   type: list
   elements: list
+migrations_checked:
+  description:
+    - What the check after the start found (it runs once the new version serves, so it adds nothing to the
+      downtime): every Redis schema version current (C(redis_schema_versions)) and, from 3.32.2, what
+      C(is-db status) reports (C(is_db_status)). TTS starts from 3.23 with its schema behind and answers its
+      health endpoint all the same, so a missing migration fails the cutover here and rolls it back.
+  returned: when the upgraded version answered
+  type: dict
 health:
   description: The last health check (URL, status, running version, seconds).
   returned: when the upgraded or the rolled-back version answered

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from ttssandbox.common import psql_args
-from ttssandbox.deployment import healthz_port, healthz_status
+from ttssandbox.deployment import healthz_port, healthz_status, stack_health_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SANDBOX = ROOT / "tests" / "sandbox" / "tts-sandbox"
@@ -72,7 +72,7 @@ class Deployment:
         self.summary["version"] = version
 
     def healthz(self) -> int | None:
-        return healthz_status(healthz_port(self.dir))
+        return healthz_status(healthz_port(self.dir), stack_health_path(self.dir))
 
     def wait_for_log(self, service: str, text: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout

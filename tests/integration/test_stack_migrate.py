@@ -93,7 +93,7 @@ def test_a_failing_migration_names_the_command_and_the_way_back(deploy, run_play
     deployment.set_stack_tag("3.98.0")
     failed = run_playbook(migrate_play(deployment, "3.32.2", "3.98.0")).result("migrate")
     assert failed["failed"] is True
-    assert failed["msg"].startswith("is-db migrate failed (exit 1) migrating 3.32.2 to 3.98.0")
+    assert failed["msg"].startswith("is-db migrate failed (exit 255) migrating 3.32.2 to 3.98.0")
     assert "backfill_gateway_regions failed" in failed["msg"]
     assert "restore the backup" in failed["msg"]
     assert commands(failed) == ["is-db migrate"]

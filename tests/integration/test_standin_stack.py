@@ -7,7 +7,7 @@ import time
 
 import pytest
 from ttssandbox.common import EDITIONS, REGISTRY, STACK_TAGS
-from ttssandbox.deployment import wait_healthy
+from ttssandbox.deployment import healthz_port, healthz_status, wait_healthy
 
 from .conftest import run
 
@@ -42,20 +42,27 @@ def test_is_db_migrate_is_idempotent_and_gated_at_3_19_2(deploy) -> None:
 
     again = deployment.stack("is-db", "migrate")
     assert again.returncode == 0, again.stderr
-    assert "Database is up to date" in again.stdout
+    # Before 3.20, GORM's AutoMigrate: no "up to date", whatever it did.
+    assert "INFO\tSuccessfully migrated" in again.stderr
     assert deployment.sql("SELECT count(*) FROM bun_migrations") == applied
 
     deployment.set_stack_tag("3.23.1")
     skipped = deployment.stack("is-db", "migrate")
-    assert skipped.returncode == 1
-    assert GATE_ERROR in skipped.stdout
+    assert skipped.returncode == 255
+    assert GATE_ERROR in skipped.stderr
     assert deployment.sql("SELECT count(*) FROM bun_migrations") == applied
 
-    for version in ("3.19.2", "3.23.1"):
-        deployment.set_stack_tag(version)
-        hop = deployment.stack("is-db", "migrate")
-        assert hop.returncode == 0, hop.stdout
-        assert "Migrated database" in hop.stdout
+    deployment.set_stack_tag("3.19.2")
+    assert deployment.stack("is-db", "migrate").returncode == 0
+    deployment.set_stack_tag("3.23.1")
+    hop = deployment.stack("is-db", "migrate")
+    assert hop.returncode == 0, hop.stderr
+    lines = [line for line in hop.stderr.splitlines() if line.startswith("INFO\t")]
+    assert lines[0].startswith("INFO\tApplied: 20210401000000_initial_schema")
+    assert lines[1].startswith("INFO\tUnapplied: 20220610000000_user_sessions")
+    assert lines[-1].startswith("INFO\tDatabase migration done\t{")
+    again = deployment.stack("is-db", "migrate")
+    assert "INFO\tDatabase is up to date" in again.stderr
     assert int(deployment.sql("SELECT count(*) FROM bun_migrations")) > int(applied)
 
 
@@ -68,24 +75,24 @@ def test_ns_db_migrate_needs_force_from_3_25_on_a_redis_that_never_had_it(deploy
     deployment = deploy("3.24.2")
     deployment.redis("DEL", NS_DEVICES, NS_UPLINKS)
     before_3_25 = deployment.stack("ns-db", "migrate")
-    assert before_3_25.returncode == 0, before_3_25.stdout
+    assert before_3_25.returncode == 0, before_3_25.stderr
     assert deployment.redis("GET", NS_DEVICES) == "1"
     assert deployment.redis("EXISTS", NS_UPLINKS) == "0"
 
     deployment.set_stack_tag("3.25.0")
     deployment.redis("DEL", NS_DEVICES)
     refused = deployment.stack("ns-db", "migrate")
-    assert refused.returncode == 1
-    assert "--force" in refused.stdout
+    assert refused.returncode == 255
+    assert "--force" in refused.stderr
     assert deployment.redis("EXISTS", NS_DEVICES) == "0"
 
     forced = deployment.stack("ns-db", "migrate", "--force")
-    assert forced.returncode == 0, forced.stdout
+    assert forced.returncode == 0, forced.stderr
     assert [deployment.redis("GET", key) for key in (NS_DEVICES, NS_UPLINKS)] == ["1", "1"]
 
     again = deployment.stack("ns-db", "migrate")
-    assert again.returncode == 0, again.stdout
-    assert "already current" in again.stdout
+    assert again.returncode == 0, again.stderr
+    assert "already current" in again.stderr
 
 
 def test_as_and_js_db_migrate_need_no_force_and_stop_early_when_current(deploy) -> None:
@@ -93,12 +100,12 @@ def test_as_and_js_db_migrate_need_no_force_and_stop_early_when_current(deploy) 
     deployment.redis("DEL", AS_KEY, JS_KEY)
     for command, key in (("as-db", AS_KEY), ("js-db", JS_KEY)):
         migrated = deployment.stack(command, "migrate")
-        assert migrated.returncode == 0, migrated.stdout
-        assert "Migrated database schema" in migrated.stdout
+        assert migrated.returncode == 0, migrated.stderr
+        assert "Migrated database schema" in migrated.stderr
         assert deployment.redis("GET", key) == "1"
         again = deployment.stack(command, "migrate")
-        assert again.returncode == 0, again.stdout
-        assert "already current" in again.stdout
+        assert again.returncode == 0, again.stderr
+        assert "already current" in again.stderr
 
 
 def test_start_does_not_check_redis_schema_versions(deploy) -> None:
@@ -109,9 +116,9 @@ def test_start_does_not_check_redis_schema_versions(deploy) -> None:
     wait_healthy(deployment.dir)
 
 
-def test_start_refuses_while_migrations_are_pending(deploy) -> None:
-    deployment = deploy("3.31.1")
-    deployment.set_stack_tag("3.32.0")
+def test_up_to_3_22_start_refuses_while_migrations_are_pending(deploy) -> None:
+    deployment = deploy("3.19.2")
+    deployment.set_stack_tag("3.22.2")
     up = deployment.compose("up", "--detach", "stack")
     assert up.returncode == 0, up.stderr
     logs = deployment.wait_for_log("stack", "db_needs_migration")
@@ -119,15 +126,81 @@ def test_start_refuses_while_migrations_are_pending(deploy) -> None:
     assert deployment.healthz() != 200
 
 
-def test_3_98_0_fails_half_way_through_its_migrations(deploy) -> None:
+def test_from_3_23_start_serves_with_migrations_pending(deploy) -> None:
+    deployment = deploy("3.31.1")
+    deployment.set_stack_tag("3.32.2")
+    assert deployment.compose("up", "--detach", "stack").returncode == 0
+    wait_healthy(deployment.dir)
+    status = deployment.stack("is-db", "status")
+    assert status.returncode == 0, status.stderr
+    fetched = [line for line in status.stderr.splitlines() if line.startswith("INFO\tStatus fetched")]
+    level, message, fields = fetched[0].split("\t")
+    assert (level, message) == ("INFO", "Status fetched")
+    assert json.loads(fields)["unapplied_migrations"] == 2
+
+
+def test_3_98_0_fails_half_way_through_its_migrations_in_transactions(deploy) -> None:
     deployment = deploy("3.32.2")
     deployment.set_stack_tag("3.98.0")
     failed = deployment.stack("is-db", "migrate")
-    assert failed.returncode == 1
-    assert "migration 20260102000000_backfill_gateway_regions failed" in failed.stdout
+    assert failed.returncode == 255
+    assert "migration 20260102000000_backfill_gateway_regions failed" in failed.stderr
     applied = deployment.sql("SELECT name FROM bun_migrations WHERE name LIKE '2026%' ORDER BY name")
     assert applied == "20260101000000_gateway_regions"
     assert deployment.sql("SELECT to_regclass('public.gateway_regions') IS NOT NULL") == "t"
+    again = deployment.stack("is-db", "migrate")
+    assert again.returncode == 255, "3.32.2 and later mark a migration applied only when it succeeded"
+
+
+def test_3_30_9_falls_into_the_bun_trap(deploy) -> None:
+    deployment = deploy("3.26.0")
+    deployment.set_stack_tag("3.30.9")
+    failed = deployment.stack("is-db", "migrate")
+    assert failed.returncode == 255
+    assert "migration 20231102000000_backfill_gateway_status_history failed" in failed.stderr
+    # Marked applied before it ran: a re-run says the database is up to date over a half-migrated schema.
+    marked = deployment.sql("SELECT count(*) FROM bun_migrations WHERE name LIKE '20231102%'")
+    assert marked == "1"
+    again = deployment.stack("is-db", "migrate")
+    assert again.returncode == 0, again.stderr
+    assert "INFO\tDatabase is up to date" in again.stderr
+    assert deployment.sql("SELECT count(*) FROM gateway_status_history") == "0"
+
+
+@pytest.mark.parametrize(
+    ("version", "argv", "code", "says"),
+    [
+        ("3.31.1", ["is-db"], 2, "ttn-lw-stack is-db [command]"),
+        ("3.31.1", ["is-db", "status"], 2, "Available Commands:"),
+        ("3.31.1", ["is-db", "init"], 255, "use migrate instead"),
+        ("3.31.1", ["noc-db", "migrate"], 255, 'unknown command "noc-db" for "ttn-lw-stack"'),
+        ("3.31.1", ["storage-db", "migrate"], 255, "not available in the open-source version"),
+    ],
+)
+def test_exit_codes_are_ttss(version: str, argv: list[str], code: int, says: str) -> None:
+    image = f"{REGISTRY}/{EDITIONS['open-source']['repository']}:{version}"
+    result = run(["docker", "run", "--rm", image, *argv])
+    assert result.returncode == code, result.stdout + result.stderr
+    assert says in result.stdout + result.stderr
+
+
+def test_logs_go_to_stderr_in_zap_console_format(deploy) -> None:
+    deployment = deploy("3.31.1")
+    result = deployment.stack("is-db", "migrate")
+    assert result.stdout.strip() == ""
+    logged = [line for line in result.stderr.splitlines() if line.startswith(("INFO\t", "WARN\t", "ERROR\t"))]
+    assert logged[-1] == "INFO\tDatabase is up to date"
+    assert not [line for line in result.stderr.splitlines() if line[:4].isdigit()], "no timestamps"
+
+
+@pytest.mark.parametrize(
+    ("version", "path", "other"), [("3.23.1", "/healthz/live", "/healthz"), ("3.24.2", "/healthz", "/healthz/ready")]
+)
+def test_health_paths_follow_the_version(deploy, version: str, path: str, other: str) -> None:
+    deployment = deploy(version)
+    port = healthz_port(deployment.dir)
+    assert healthz_status(port, path) == 200
+    assert healthz_status(port, other) == 404
 
 
 def stack_container(deployment) -> str:
@@ -193,9 +266,10 @@ def test_3_98_1_migrates_and_starts_but_is_never_healthy(deploy) -> None:
 def test_enterprise_dcs_db_is_gone_from_3_26_and_prints_help() -> None:
     repository = EDITIONS["enterprise"]["repository"]
     removed = run(["docker", "run", "--rm", f"{REGISTRY}/{repository}:3.26.0", "dcs-db", "migrate"])
-    assert removed.returncode == 0
-    assert removed.stdout.startswith("Usage:")
-    assert "dcs-db" not in removed.stdout
+    # The command group stays, its migrate is gone: cobra prints the group's help and exits 2.
+    assert removed.returncode == 2
+    assert removed.stdout.startswith("Usage:\n  tti-lw-stack dcs-db [command]")
+    assert "migrate" not in removed.stdout
     still_there = run(["docker", "run", "--rm", f"{REGISTRY}/{repository}:3.25.0", "help"])
     assert "  dcs-db\n" in still_there.stdout
 

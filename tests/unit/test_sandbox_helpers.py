@@ -219,5 +219,9 @@ def test_stack_images_check_health_as_the_real_image_does() -> None:
     ]
     assert len(stack_images) == 2
     for dockerfile in stack_images:
-        assert "ENV TTN_LW_HEALTHCHECK_URL=http://localhost:1885/healthz\n" in dockerfile
         assert "HEALTHCHECK --interval=1m --timeout=5s CMD curl -f $TTN_LW_HEALTHCHECK_URL || exit 1\n" in dockerfile
+    # The URL is the version's: /healthz from 3.24.0, /healthz/live before; latest runs the newest release.
+    urls = {name.rsplit(":", 1)[1]: dockerfile for name, dockerfile, _context in plan if "/lorawan-stack:" in name}
+    assert "ENV TTN_LW_HEALTHCHECK_URL=http://localhost:1885/healthz/live\n" in urls["3.23.1"]
+    assert "ENV TTN_LW_HEALTHCHECK_URL=http://localhost:1885/healthz\n" in urls["3.24.2"]
+    assert "ENV LORAWAN_STACK_VERSION=3.36.0\n" in urls["latest"]

@@ -95,10 +95,12 @@ def test_redis_keys_and_removed_commands() -> None:
     assert not DCS.available((3, 25, 0), enterprise=False)
 
 
-def test_only_3_98_0_has_the_broken_backfill() -> None:
-    backfill = next(m for m in standin.IS_MIGRATIONS if m.name in standin.BROKEN_IN_3_98_0)
-    assert standin.migration_statements(settings("3.98.0"), backfill) != backfill.up
-    assert standin.migration_statements(settings("3.98.1"), backfill) == backfill.up
+@pytest.mark.parametrize(("broken", "fixed"), [("3.98.0", "3.98.1"), ("3.30.9", "3.31.1")])
+def test_only_the_failing_versions_have_the_broken_backfill(broken: str, fixed: str) -> None:
+    names = standin.BROKEN_MIGRATIONS[standin.parse_version(broken)]
+    backfill = next(m for m in standin.IS_MIGRATIONS if m.name in names)
+    assert standin.migration_statements(settings(broken), backfill) != backfill.up
+    assert standin.migration_statements(settings(fixed), backfill) == backfill.up
 
 
 def test_config_flag_is_taken_wherever_it_stands() -> None:
@@ -116,11 +118,17 @@ def test_environment_overrides_the_config_file(monkeypatch: pytest.MonkeyPatch) 
     assert configured.get("redis", "address") == "redis:6379"
 
 
-def test_unknown_commands_print_help_and_succeed(capsys: pytest.CaptureFixture[str]) -> None:
-    standin.dispatch(settings("3.26.0", "tti-lw-stack"), ["dcs-db", "migrate"])
+def test_a_group_without_the_subcommand_prints_its_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(standin.UsageError):
+        standin.dispatch(settings("3.26.0", "tti-lw-stack"), ["dcs-db", "migrate"])
     out = capsys.readouterr().out
-    assert out.startswith("Usage:")
-    assert "dcs-db" not in out
+    assert out.startswith("Usage:\n  tti-lw-stack dcs-db [command]")
+    assert "migrate" not in out
+
+
+def test_an_unknown_command_is_an_error() -> None:
+    with pytest.raises(standin.CommandError, match='unknown command "noc-db" for "ttn-lw-stack"'):
+        standin.dispatch(settings("3.32.0"), ["noc-db", "migrate"])
 
 
 def test_ns_db_migrate_from_3_25_needs_force_on_a_redis_without_the_key(redis: FakeRedis) -> None:
@@ -145,7 +153,7 @@ def test_ns_db_migrate_from_3_25_adds_the_uplinks_key_then_is_current(
     assert redis.writes == 1
     standin.redis_migrate(settings("3.32.0"), NS, force=False)
     assert redis.writes == 1
-    assert "already current" in capsys.readouterr().out
+    assert "INFO\tDatabase schema version is already current" in capsys.readouterr().err
 
 
 def test_as_db_migrate_needs_no_force_and_returns_early_when_current(redis: FakeRedis) -> None:

@@ -20,16 +20,37 @@ REGISTRY_URL = "http://127.0.0.1:5000"
 STACK_TAGS = (
     "3.18.2",
     "3.19.2",
+    "3.22.2",
     "3.23.1",
     "3.24.2",
     "3.25.0",
     "3.26.0",
+    # Not a release: fails its is-db migrate inside the bun trap (3.20 to 3.32.1).
+    "3.30.9",
     "3.31.1",
     "3.32.0",
     "3.32.2",
+    "3.33.0",
+    "3.34.1",
+    "3.35.0",
+    "3.36.0",
     "3.98.0",
     "3.98.1",
 )
+# What `latest` runs, as on Docker Hub: the newest release.
+LATEST_TAG = "3.36.0"
+# /healthz from 3.24.0; /healthz/live and /healthz/ready before.
+HEALTHZ_SINCE = (3, 24, 0)
+
+
+def health_path(tag: str) -> str:
+    """The path that says the stack of this image tag is up (`latest` and X.Y tags: the newest)."""
+    parts = tag.split(".")
+    if len(parts) == 3 and all(part.isdigit() for part in parts) and tuple(map(int, parts)) < HEALTHZ_SINCE:
+        return "/healthz/live"
+    return "/healthz"
+
+
 EDITIONS = {
     "open-source": {"repository": "thethingsnetwork/lorawan-stack", "binary": "ttn-lw-stack"},
     "enterprise": {"repository": "thethingsindustries/lorawan-stack", "binary": "tti-lw-stack"},

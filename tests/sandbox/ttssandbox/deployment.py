@@ -24,13 +24,14 @@ from .common import (
     SandboxError,
     compose,
     compose_streamed,
+    health_path,
     psql_args,
 )
 from .host import docker_answers, registry_answers
 from .seed import SEED_SIZES, postgres_sql, redis_commands, write_pictures
 from .sizes import POSTGRES_DEVICES_PER_APPLICATION, RedisExtra, postgres_padding_sql, write_extra_blob_files
 
-__all__ = ["SEED_SIZES", "deploy", "healthz_port", "teardown", "teardown_all"]
+__all__ = ["SEED_SIZES", "deploy", "healthz_port", "stack_health_path", "teardown", "teardown_all"]
 
 # Automatic offsets put every published port above 10000, in steps of 100. The docs' ports differ by a
 # multiple of 100 only for 1881-1888 and 8881-8888 (7000 apart), so 70 deployments never share a port.
@@ -93,9 +94,15 @@ def healthz_port(directory: Path) -> int:
     return int(match.group(1))
 
 
-def healthz_status(port: int) -> int | None:
+def stack_health_path(directory: Path) -> str:
+    """The health path of the stack image the compose file names (TTS before 3.24: /healthz/live)."""
+    match = re.search(r"/lorawan-stack:([^\s\"']+)", (directory / "docker-compose.yml").read_text())
+    return health_path(match.group(1) if match else "latest")
+
+
+def healthz_status(port: int, path: str = "/healthz") -> int | None:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -104,11 +111,11 @@ def healthz_status(port: int) -> int | None:
 
 
 def wait_healthy(directory: Path, timeout: float = HEALTH_TIMEOUT) -> None:
-    """Until /healthz answers 200. Docker's own health check runs every minute, as in TTS: not waited for."""
-    port = healthz_port(directory)
+    """Until the health path answers 200. Docker's own health check runs every minute, as in TTS: not waited for."""
+    port, path = healthz_port(directory), stack_health_path(directory)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if healthz_status(port) == 200:
+        if healthz_status(port, path) == 200:
             return
         time.sleep(POLL_SECONDS)
     logs = compose(directory, "logs", "--no-color", "--tail", "3", "stack", check=False).stdout.decode(errors="replace")
@@ -211,7 +218,7 @@ def deploy(
         teardown(directory, remove_dir=created)
         raise
     summary["project"] = project_name(directory)
-    summary["healthz"] = f"http://127.0.0.1:{healthz_port(directory)}/healthz"
+    summary["healthz"] = f"http://127.0.0.1:{healthz_port(directory)}{stack_health_path(directory)}"
     summary["deploy_seconds"] = round(time.monotonic() - started, 1)
     return summary
 

@@ -17,11 +17,13 @@ from .common import (
     EDITIONS,
     GRAFANA_REPOSITORY,
     IMAGES_DIR,
+    LATEST_TAG,
     REGISTRY,
     REGISTRY_URL,
     STACK_TAGS,
     STATE_DIR,
     SandboxError,
+    health_path,
     run,
 )
 
@@ -219,6 +221,11 @@ def build_rootfs(suite: str, packages: tuple[str, ...], tarball: Path) -> None:
     shutil.rmtree(root)
 
 
+def stack_versions() -> list[tuple[str, str]]:
+    """(image tag, the version it runs) of each stack image, `latest` last."""
+    return [(tag, tag) for tag in STACK_TAGS] + [("latest", LATEST_TAG)]
+
+
 def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
     """(image name, Dockerfile text, build context) in build order; bases first."""
     bookworm, bullseye = bases["bookworm"], bases["bullseye"]
@@ -263,17 +270,17 @@ def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
                 f"RUN ln -s /usr/local/lib/lorawan-stack/lorawan-stack /usr/local/bin/{binary}\n"
                 "EXPOSE 1700/udp 1881 1882 1883 1884 1885 1887 8881 8882 8883 8884 8885 8887\n"
                 # As the real image: every minute, so Docker says "starting" for the first minute.
-                "ENV TTN_LW_HEALTHCHECK_URL=http://localhost:1885/healthz\n"
                 "HEALTHCHECK --interval=1m --timeout=5s CMD curl -f $TTN_LW_HEALTHCHECK_URL || exit 1\n"
                 f'ENTRYPOINT ["{binary}"]\nCMD ["start"]\n',
                 stack_dir,
             )
         )
-        for tag in STACK_TAGS:
+        for tag, version in stack_versions():
             plan.append(
                 (
                     f"{REGISTRY}/{edition['repository']}:{tag}",
-                    f"FROM {edition_image}\nENV LORAWAN_STACK_VERSION={tag}\n",
+                    f"FROM {edition_image}\nENV LORAWAN_STACK_VERSION={version}\n"
+                    f"ENV TTN_LW_HEALTHCHECK_URL=http://localhost:1885{health_path(version)}\n",
                     stack_dir,
                 )
             )
@@ -286,11 +293,11 @@ def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
             IMAGES_DIR / "grafana",
         )
     )
-    for tag in STACK_TAGS:
+    for tag, version in stack_versions():
         plan.append(
             (
                 f"{REGISTRY}/{GRAFANA_REPOSITORY}:{tag}",
-                f"FROM {grafana_common}\nENV LORAWAN_STACK_VERSION={tag}\n",
+                f"FROM {grafana_common}\nENV LORAWAN_STACK_VERSION={version}\n",
                 IMAGES_DIR / "grafana",
             )
         )

@@ -7,20 +7,30 @@ with versioned schema changes tracked in ``bun_migrations`` and the 3.19.2
 gate, the Redis schema-version keys of ``ns-db``/``as-db``/``js-db`` (version 1,
 ``ns-db migrate`` of 3.25 and later needs ``--force`` on a Redis that never had
 its key), the Enterprise ``noc-db``/``storage-db``/``dcs-db`` commands, and
-``start`` serving ``/healthz`` on 1885 and refusing to run while Postgres
-migrations are pending (as TTS, it never checks the Redis schema versions).
+``start`` serving the health endpoints of its version on 1885 (``/healthz`` from
+3.24.0, ``/healthz/live`` and ``/healthz/ready`` before). Up to 3.22 ``start``
+refuses to run while Postgres migrations are pending (``db_needs_migration``);
+from 3.23 it starts anyway, as TTS does (which never checks the Redis schema
+versions either).
 
-The version comes from the image (``LORAWAN_STACK_VERSION``). Two versions fail
-on purpose: 3.98.0's ``is-db migrate`` applies part of its work and then exits
-non-zero; 3.98.1 migrates and starts, but ``/healthz`` never answers 200.
+As TTS: logs go to stderr in zap's console format (``LEVEL<TAB>message<TAB>{json
+fields}``, no timestamp); an error exits 255; a command group given an unknown or
+no subcommand prints its help and exits 2; an unknown command exits 255.
+
+The version comes from the image (``LORAWAN_STACK_VERSION``). Versions that fail
+on purpose: 3.98.0's ``is-db migrate`` applies part of its work and then fails,
+in transactions (as from 3.32.2); 3.30.9's fails the same way inside the bun
+trap of 3.20 to 3.32.1 (each migration is marked applied before it runs, so the
+failed one stays marked and a re-run says "Database is up to date"); 3.98.1
+migrates and starts, but its health endpoint never answers 200.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,8 +39,16 @@ from urllib.parse import urlparse
 
 Version = tuple[int, int, int]
 
-FAILS_MIGRATION = (3, 98, 0)
 NEVER_HEALTHY = (3, 98, 1)
+# bun marks each migration applied before it runs it from 3.20 until 3.32.2 fixed it.
+BUN_TRAP = ((3, 20, 0), (3, 32, 1))
+BUN_SINCE = (3, 20, 0)
+STATUS_SINCE = (3, 32, 2)
+HEALTHZ_SINCE = (3, 24, 0)
+# Up to 3.22 the stack refuses to start with the database behind; from 3.23 it starts anyway.
+STARTS_BEHIND_SINCE = (3, 23, 0)
+EXIT_ERROR = 255
+EXIT_USAGE = 2
 IS_DB_GATE = (3, 19, 2)
 # The only Redis schema version of every component (TTS: since 3.17).
 REDIS_SCHEMA_VERSION = 1
@@ -157,6 +175,18 @@ IS_MIGRATIONS = (
         ("DROP TABLE email_validations",),
     ),
     SqlMigration(
+        "20231101000000_gateway_status_history",
+        (3, 30, 9),
+        ("CREATE TABLE gateway_status_history (gateway_id integer, seen_at timestamptz)",),
+        ("DROP TABLE gateway_status_history",),
+    ),
+    SqlMigration(
+        "20231102000000_backfill_gateway_status_history",
+        (3, 30, 9),
+        ("INSERT INTO gateway_status_history (gateway_id, seen_at) SELECT id, created_at FROM gateways",),
+        ("DELETE FROM gateway_status_history",),
+    ),
+    SqlMigration(
         "20240301000000_end_device_claims",
         (3, 31, 0),
         ("CREATE TABLE end_device_claims (id serial PRIMARY KEY, dev_eui bytea, claimed_at timestamptz)",),
@@ -175,6 +205,12 @@ IS_MIGRATIONS = (
         ("DROP INDEX end_devices_created_at_index",),
     ),
     SqlMigration(
+        "20250301000000_user_bookmarks",
+        (3, 33, 0),
+        ("CREATE TABLE user_bookmarks (id serial PRIMARY KEY, user_id integer, entity_id text)",),
+        ("DROP TABLE user_bookmarks",),
+    ),
+    SqlMigration(
         "20260101000000_gateway_regions",
         (3, 98, 0),
         ("CREATE TABLE gateway_regions (gateway_id integer PRIMARY KEY, region text)",),
@@ -188,11 +224,18 @@ IS_MIGRATIONS = (
     ),
 )
 
-# 3.98.0 ships a broken backfill: it references a column that does not exist.
-BROKEN_IN_3_98_0 = {
-    "20260102000000_backfill_gateway_regions": (
-        "INSERT INTO gateway_regions (gateway_id, region) SELECT id, band_id FROM gateways",
-    ),
+# Versions that ship a broken backfill: it references a column that does not exist.
+BROKEN_MIGRATIONS = {
+    (3, 98, 0): {
+        "20260102000000_backfill_gateway_regions": (
+            "INSERT INTO gateway_regions (gateway_id, region) SELECT id, band_id FROM gateways",
+        ),
+    },
+    (3, 30, 9): {
+        "20231102000000_backfill_gateway_status_history": (
+            "INSERT INTO gateway_status_history (gateway_id, seen_at) SELECT id, last_seen_at FROM gateways",
+        ),
+    },
 }
 
 
@@ -243,6 +286,9 @@ ENTERPRISE_SQL_COMPONENTS = (
             ((3, 26, 0), "noc_end_device_metrics"),
             ((3, 31, 0), "noc_alerts"),
             ((3, 32, 0), "noc_alert_receivers"),
+            ((3, 33, 0), "noc_alert_silences"),
+            ((3, 35, 0), "noc_gateway_uptime"),
+            ((3, 36, 0), "noc_retention_policies"),
         ),
     ),
     EnterpriseSqlComponent(
@@ -259,7 +305,11 @@ ENTERPRISE_SQL_COMPONENTS = (
 
 
 class CommandError(Exception):
-    """A failure that ends the command with exit code 1 and this message."""
+    """A failure that ends the command with exit code 255 (TTS: any error) and this message."""
+
+
+class UsageError(Exception):
+    """A command group given an unknown or no subcommand: its help, exit code 2 (cobra)."""
 
 
 @dataclass
@@ -292,8 +342,9 @@ class Settings:
 
 
 def log(level: str, message: str, **fields: object) -> None:
-    extra = "".join(f" {key}={value}" for key, value in fields.items())
-    print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\t{level}\t{message}{extra}", flush=True)
+    """One line on stderr in zap's console format, as TTS logs: no timestamp, fields as JSON."""
+    extra = "\t" + json.dumps(fields, default=str) if fields else ""
+    print(f"{level}\t{message}{extra}", file=sys.stderr, flush=True)
 
 
 # --- connections --------------------------------------------------------------------------------
@@ -366,9 +417,7 @@ def check_is_gate(version: Version, applied: set[str]) -> None:
 
 
 def migration_statements(settings: Settings, migration: SqlMigration) -> tuple[str, ...]:
-    if settings.version == FAILS_MIGRATION and migration.name in BROKEN_IN_3_98_0:
-        return BROKEN_IN_3_98_0[migration.name]
-    return migration.up
+    return BROKEN_MIGRATIONS.get(settings.version, {}).get(migration.name, migration.up)
 
 
 def is_db_migrate(settings: Settings, args: list[str]) -> None:
@@ -380,23 +429,36 @@ def is_db_migrate(settings: Settings, args: list[str]) -> None:
         is_db_rollback(connection, applied_rows)
         return
     check_is_gate(settings.version, applied)
-    pending = [m for m in is_migrations_for(settings.version) if m.name not in applied]
+    known = is_migrations_for(settings.version)
+    pending = [m for m in known if m.name not in applied]
+    bun = settings.version >= BUN_SINCE
+    if bun:
+        log("INFO", "Applied: " + ", ".join(m.name for m in known if m.name in applied))
+        log("INFO", "Unapplied: " + ", ".join(m.name for m in pending))
     if not pending:
-        log("INFO", "Database is up to date")
+        log("INFO", "Database is up to date" if bun else "Successfully migrated")
         return
     group = max((row[1] for row in applied_rows), default=0) + 1
+    marked_first = BUN_TRAP[0] <= settings.version <= BUN_TRAP[1]
     import psycopg2
 
     for migration in pending:
-        log("INFO", "Applying migration", name=migration.name)
         try:
+            if marked_first:
+                with connection, connection.cursor() as cursor:
+                    cursor.execute(
+                        "INSERT INTO bun_migrations (name, group_id) VALUES (%s, %s)", (migration.name, group)
+                    )
             with connection, connection.cursor() as cursor:
                 for statement in migration_statements(settings, migration):
                     cursor.execute(statement)
-                cursor.execute("INSERT INTO bun_migrations (name, group_id) VALUES (%s, %s)", (migration.name, group))
+                if not marked_first:
+                    cursor.execute(
+                        "INSERT INTO bun_migrations (name, group_id) VALUES (%s, %s)", (migration.name, group)
+                    )
         except psycopg2.Error as error:
             raise CommandError(f"migration {migration.name} failed: {str(error).strip()}") from error
-    log("INFO", "Migrated database", group=group, migrations=len(pending))
+    log("INFO", "Database migration done" if bun else "Successfully migrated", group=group)
 
 
 def is_db_rollback(connection, applied_rows: list[tuple[str, int]]) -> None:
@@ -417,9 +479,14 @@ def is_db_status(settings: Settings) -> None:
     connection = postgres(identity_database_uri(settings))
     with connection, connection.cursor() as cursor:
         applied = {row[0] for row in applied_is_migrations(cursor)}
-    for migration in is_migrations_for(settings.version):
-        state = "applied" if migration.name in applied else "pending"
-        print(f"{migration.name}\t{state}", flush=True)
+    known = is_migrations_for(settings.version)
+    log(
+        "INFO",
+        "Status fetched",
+        migrations=len(known),
+        unapplied_migrations=sum(1 for m in known if m.name not in applied),
+        applied_migrations=sum(1 for m in known if m.name in applied),
+    )
 
 
 # --- Redis components ---------------------------------------------------------------------------
@@ -508,17 +575,24 @@ def pending_work(settings: Settings) -> list[str]:
     return pending
 
 
+def health_paths(version: Version) -> tuple[str, ...]:
+    return ("/healthz",) if version >= HEALTHZ_SINCE else ("/healthz/live", "/healthz/ready")
+
+
 def serve(settings: Settings) -> None:
-    pending = pending_work(settings)
-    if pending:
-        log("ERROR", "db_needs_migration: the database needs to be migrated", pending=",".join(pending))
-        raise CommandError("db_needs_migration: run the database migrations for this version first")
+    if settings.version < STARTS_BEHIND_SINCE:
+        pending = pending_work(settings)
+        if pending:
+            raise CommandError(
+                "db_needs_migration: the database needs to be migrated (pending: " + ", ".join(pending) + ")"
+            )
     healthy = settings.version != NEVER_HEALTHY
     version_text = format_version(settings.version)
+    paths = health_paths(settings.version)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if urlparse(self.path).path != "/healthz":
+            if urlparse(self.path).path not in paths:
                 self.send_error(404)
                 return
             status, body = (200, b"OK\n") if healthy else (503, b"unavailable\n")
@@ -557,9 +631,7 @@ def version_text(settings: Settings) -> str:
 def usage(settings: Settings) -> str:
     commands = ["start", "version", "is-db", "ns-db", "as-db", "js-db"]
     if settings.enterprise:
-        commands += ["noc-db", "storage-db"]
-        if settings.version < (3, 26, 0):
-            commands.append("dcs-db")
+        commands += ["dcs-db", "noc-db", "storage-db"]
     return (
         f"Usage:\n  {settings.binary} [command]\n\nAvailable Commands:\n"
         + "".join(f"  {command}\n" for command in commands)
@@ -592,33 +664,54 @@ def load_config(path: str | None) -> dict:
         raise CommandError(f"could not read config file {path}: {error.strerror}") from error
 
 
+def group_usage(settings: Settings, group: str, subcommands: list[str]) -> str:
+    return (
+        f"Usage:\n  {settings.binary} {group} [command]\n\nAvailable Commands:\n"
+        + "".join(f"  {name}\n" for name in subcommands)
+        + f'\nUse "{settings.binary} {group} [command] --help" for more information about a command.\n'
+    )
+
+
 def dispatch(settings: Settings, args: list[str]) -> None:
     command = args[0] if args else ""
     sub = args[1] if len(args) > 1 else ""
     flags = args[2:]
-    redis_commands = {c.command: c for c in REDIS_COMPONENTS if c.available(settings.version, settings.enterprise)}
-    sql_commands = {c.command: c for c in ENTERPRISE_SQL_COMPONENTS} if settings.enterprise else {}
-    handlers: dict[tuple[str, str], Callable[[], None]] = {
-        ("version", ""): lambda: print(version_text(settings), end="", flush=True),
-        ("start", ""): lambda: serve(settings),
-        ("is-db", "migrate"): lambda: is_db_migrate(settings, flags),
-        ("is-db", "init"): lambda: is_db_migrate(settings, flags),
+    groups: dict[str, dict[str, Callable[[], None]]] = {
+        "is-db": {"migrate": lambda: is_db_migrate(settings, flags), "init": lambda: is_db_init(settings, flags)},
     }
-    if settings.version >= (3, 32, 2):
-        handlers[("is-db", "status")] = lambda: is_db_status(settings)
-    for name, component in redis_commands.items():
-        handlers[(name, "migrate")] = lambda c=component: redis_migrate(settings, c, "--force" in flags)
-    for name, component in sql_commands.items():
-        handlers[(name, "migrate")] = lambda c=component: enterprise_sql_migrate(settings, c)
-    key = (command, sub) if command not in ("version", "start") else (command, "")
-    handler = handlers.get(key)
-    if handler is None:
-        # Like TTS (cobra), an unknown command prints the help text and exits 0.
+    if settings.version >= STATUS_SINCE:
+        groups["is-db"]["status"] = lambda: is_db_status(settings)
+    for component in REDIS_COMPONENTS:
+        if component.available(settings.version, settings.enterprise):
+            groups[component.command] = {"migrate": lambda c=component: redis_migrate(settings, c, "--force" in flags)}
+        elif component.enterprise_only and settings.enterprise:
+            # dcs-db stays a command group after its migrate is gone (3.26).
+            groups[component.command] = {}
+    if settings.enterprise:
+        for component in ENTERPRISE_SQL_COMPONENTS:
+            groups[component.command] = {"migrate": lambda c=component: enterprise_sql_migrate(settings, c)}
+    elif command == "storage-db":
+        raise CommandError("storage-db is not available in the open-source version")
+    if command == "version":
+        print(version_text(settings), end="", flush=True)
+    elif command == "start":
+        serve(settings)
+    elif command in groups:
+        handler = groups[command].get(sub)
+        if handler is None:
+            print(group_usage(settings, command, sorted(groups[command])), end="", flush=True)
+            raise UsageError()
+        handler()
+    elif command in ("", "help"):
         print(usage(settings), end="", flush=True)
-        return
-    if command == "is-db" and sub == "init":
-        log("WARN", "is-db init is deprecated, use is-db migrate")
-    handler()
+    else:
+        raise CommandError(f'unknown command "{command}" for "{settings.binary}"')
+
+
+def is_db_init(settings: Settings, flags: list[str]) -> None:
+    if settings.version >= BUN_SINCE:
+        raise CommandError("is-db init is no longer supported, use migrate instead")
+    is_db_migrate(settings, flags)
 
 
 def main(argv: list[str]) -> int:
@@ -630,9 +723,11 @@ def main(argv: list[str]) -> int:
         if args[:1] != ["version"]:
             settings.config = load_config(config_path)
         dispatch(settings, args)
+    except UsageError:
+        return EXIT_USAGE
     except CommandError as error:
         log("ERROR", str(error))
-        return 1
+        return EXIT_ERROR
     return 0
 
 

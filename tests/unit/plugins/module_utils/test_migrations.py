@@ -4,6 +4,7 @@ fake compose project."""
 from __future__ import annotations
 
 import pytest
+from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError
 from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import parse_image
 from ansible_collections.lorawan.tts.plugins.module_utils.migrations import (
     StackMigration,
@@ -151,3 +152,46 @@ def test_enterprise_hop_reads_the_dcs_key_below_3_26() -> None:
     project = FakeProject(MIGRATED, tag="3.25.0")
     plan = migration(project, "enterprise", "3.24.2").plan()
     assert plan == [["is-db", "migrate"], ["noc-db", "migrate"], ["dcs-db", "migrate"]]
+
+
+class StatusProject(FakeProject):
+    """A started stack whose `is-db status` reports `unapplied` migrations (a start with the schema behind)."""
+
+    def __init__(self, redis: dict[str, str | None], tag: str, unapplied: int) -> None:
+        super().__init__(redis, tag)
+        self.unapplied = unapplied
+
+    def stack_command(self, argv: list[str]) -> tuple[int, str, str]:
+        self.commands.append(argv)
+        assert argv == ["is-db", "status"]
+        fields = f'{{"migrations": 16, "unapplied_migrations": {self.unapplied}, "applied_migrations": 14}}'
+        return 0, "", f"INFO\tStatus fetched\t{fields}\n"
+
+
+def test_after_the_start_every_redis_schema_version_must_be_current() -> None:
+    project = FakeProject({**MIGRATED, "ttn:v3:as:schema-version": None})
+    with pytest.raises(ComposeError, match=r"Redis schema version of as-db is missing or below 1"):
+        migration(project).check_applied()
+
+
+def test_before_3_32_2_there_is_no_is_db_status_to_ask() -> None:
+    project = FakeProject(MIGRATED)
+    assert migration(project).check_applied() == {"redis_schema_versions": project_versions(MIGRATED)}
+    assert project.commands == []
+
+
+def test_from_3_32_2_is_db_status_must_report_nothing_unapplied() -> None:
+    good = StatusProject(MIGRATED, "3.32.2", unapplied=0)
+    assert migration(good, start="3.32.0").check_applied()["is_db_status"]["unapplied_migrations"] == 0
+    behind = StatusProject(MIGRATED, "3.32.2", unapplied=2)
+    with pytest.raises(ComposeError, match="is-db status reports 2 of its 16 Identity Server migrations unapplied"):
+        migration(behind, start="3.32.0").check_applied()
+
+
+def project_versions(redis: dict[str, str | None]) -> dict[str, str | None]:
+    return {
+        "ns-db": redis[NS_DEVICES],
+        "as-db": redis["ttn:v3:as:schema-version"],
+        "js-db": redis["ttn:v3:js:keys:schema-version"],
+        "dcs-db": redis["ttn:v3:dcs:schema-version"],
+    }
