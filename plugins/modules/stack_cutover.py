@@ -201,7 +201,7 @@ marks:
 migrations_checked:
   description:
     - What the check after the start found (it runs once the new version serves, so it adds nothing to the
-      downtime): every Redis schema version current (C(redis_schema_versions)) and, from 3.32.2, what
+      downtime); every Redis schema version current (C(redis_schema_versions)) and, from 3.32.2, what
       C(is-db status) reports (C(is_db_status)). TTS starts from 3.23 with its schema behind and answers its
       health endpoint all the same, so a missing migration fails the cutover here and rolls it back.
   returned: when the upgraded version answered
