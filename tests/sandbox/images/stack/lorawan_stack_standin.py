@@ -183,7 +183,11 @@ IS_MIGRATIONS = (
     SqlMigration(
         "20231102000000_backfill_gateway_status_history",
         (3, 30, 9),
-        ("INSERT INTO gateway_status_history (gateway_id, seen_at) SELECT id, created_at FROM gateways",),
+        # Only gateways created after the migration: the seeded data stays as it was.
+        (
+            "INSERT INTO gateway_status_history (gateway_id, seen_at) "
+            "SELECT id, created_at FROM gateways WHERE created_at > now()",
+        ),
         ("DELETE FROM gateway_status_history",),
     ),
     SqlMigration(
@@ -233,7 +237,8 @@ BROKEN_MIGRATIONS = {
     },
     (3, 30, 9): {
         "20231102000000_backfill_gateway_status_history": (
-            "INSERT INTO gateway_status_history (gateway_id, seen_at) SELECT id, last_seen_at FROM gateways",
+            "INSERT INTO gateway_status_history (gateway_id, seen_at) "
+            "SELECT id, last_seen_at FROM gateways WHERE created_at > now()",
         ),
     },
 }
