@@ -8,11 +8,11 @@ containers must be exactly as before.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.faults.interrupt import run_upgrade
 from tests.faults.observe import containers, project_files
 
 FROM = "3.31.1"
@@ -68,28 +68,13 @@ def inventory(deployment, tmp_path_factory) -> Path:
 @pytest.mark.parametrize(("extra_vars", "named"), CASES, ids=[" ".join(case[0]) for case in CASES])
 def test_bad_input_is_refused_before_anything_changes(extra_vars, named, deployment, inventory, ansible_env):
     files, running = project_files(deployment.dir), containers(deployment.dir)
-    argv = ["ansible-playbook", "lorawan.tts.upgrade", "-i", str(inventory)]
-    for item in extra_vars:
-        argv += ["-e", item]
-    env = dict(ansible_env, ANSIBLE_STDOUT_CALLBACK="default")
-    result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output[-3000:]
+    rc, output = run_upgrade(inventory, ansible_env, *extra_vars)
+    assert rc != 0, output[-3000:]
     assert named in output, output[-3000:]
     assert "Unexpected Exception" not in output, output[-3000:]
     assert project_files(deployment.dir) == files
     assert containers(deployment.dir) == running
     assert not (inventory.parent / "backups").exists() or not any((inventory.parent / "backups").rglob("manifest.json"))
-
-
-def run_upgrade(inventory: Path, ansible_env: dict[str, str], *extra: str) -> tuple[int, str]:
-    argv = ["ansible-playbook", "lorawan.tts.upgrade", "-i", str(inventory)]
-    for item in extra:
-        argv += ["-e", item]
-    result = subprocess.run(
-        argv, capture_output=True, text=True, env=dict(ansible_env, ANSIBLE_STDOUT_CALLBACK="default"), check=False
-    )
-    return result.returncode, result.stdout + result.stderr
 
 
 def test_a_compose_file_naming_another_postgres_major_is_refused(deployment, inventory, ansible_env):
