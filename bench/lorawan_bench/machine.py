@@ -49,6 +49,17 @@ def machine() -> dict[str, object]:
     }
 
 
+def busy_core_seconds() -> float | None:
+    """CPU time the whole machine has spent busy since boot (every core, every process: Ansible, Docker, the
+    containers, this bench's observers), from /proc/stat; None where there is no /proc/stat."""
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def pretty_os() -> str:
     try:
         for line in Path("/etc/os-release").read_text().splitlines():

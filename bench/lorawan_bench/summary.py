@@ -137,6 +137,8 @@ def fleet_rows(results: Record) -> list[Record]:
                 "ratio": ratio(run.get("wall_seconds"), single),
                 "downtime_median": median(downtimes),
                 "downtime_max": max((d for d in downtimes if d is not None), default=None),
+                "busy_percent": run.get("machine_busy_percent"),
+                "core_seconds_per_host": ratio(run.get("machine_busy_core_seconds"), run.get("hosts")),
             }
         )
     return rows
@@ -261,13 +263,23 @@ def markdown(results: Record, machine: Record, plot_name: str | None) -> str:
         out += [
             f"\n### Fleet (`{options}` deployments, one playbook run, forks = serial = hosts)\n\n",
             table(
-                ["hosts", "wall", "wall / 1 host", "downtime per host (median, max)", "all upgraded"],
+                [
+                    "hosts",
+                    "wall",
+                    "wall / 1 host",
+                    "downtime per host (median, max)",
+                    "machine CPU busy",
+                    "CPU s per host (all processes)",
+                    "all upgraded",
+                ],
                 [
                     [
                         str(row["hosts"]),
                         seconds(row["wall"]),
                         times(row["ratio"]),
                         f"{seconds(row['downtime_median'])}, {seconds(row['downtime_max'])}",
+                        "-" if row["busy_percent"] is None else f"{row['busy_percent']}%",
+                        seconds(row["core_seconds_per_host"]),
                         "yes" if row["ok"] else "no",
                     ]
                     for row in fleet

@@ -45,7 +45,14 @@ def results() -> dict[str, object]:
             "deploy_options": ["--seed", "small"],
             "runs": [
                 {"hosts": 1, "ok": True, "wall_seconds": 20.0, "downtime_seconds": {"a": 5.0}},
-                {"hosts": 4, "ok": True, "wall_seconds": 30.0, "downtime_seconds": {"a": 5.0, "b": 7.0}},
+                {
+                    "hosts": 4,
+                    "ok": True,
+                    "wall_seconds": 30.0,
+                    "machine_busy_core_seconds": 48.0,
+                    "machine_busy_percent": 80,
+                    "downtime_seconds": {"a": 5.0, "b": 7.0},
+                },
             ],
         },
         "problems": [],
@@ -79,7 +86,8 @@ def test_size_rows_use_only_successful_runs() -> None:
 def test_markdown_and_plot(tmp_path: Path) -> None:
     text = markdown(results(), MACHINE, "plot.png")
     assert "| medium | 10.0 | 2.0 | 12 | 6.0 | 3.0 | 0.50x | 2.0 | 3.00x | 1.50x | 2, 1, 1 |" in text
-    assert "| 4 | 30.0 | 1.50x | 6.0, 7.0 | yes |" in text
+    assert "| 4 | 30.0 | 1.50x | 6.0, 7.0 | 80% | 12.0 | yes |" in text
+    assert "| 1 | 20.0 | 1.00x | 5.0, 5.0 | - | - | yes |" in text
     assert "- ours: downtime = " in text
     assert "![" in text
     assert "The whole run took 60 minutes." in text

@@ -17,4 +17,12 @@ options:
         every C(tts_progress_interval) seconds (a variable; default 10), instead of showing nothing for minutes. Set it
         yourself only to watch the file.
     type: path
+  expected_bytes:
+    description:
+      - About how many bytes the module reads, from what the caller already knows (the role passes the sizes that
+        M(lorawan.tts.stack_info) reported).
+      - The action plugin runs the module in the foreground, without progress lines, when this much would take less
+        than one C(tts_progress_interval) at 50 MiB per second; otherwise, or without it, in the background with
+        progress lines. The module itself does not use it.
+    type: int
 """

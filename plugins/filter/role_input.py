@@ -8,6 +8,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
     at_target,
     edition_problem,
+    preflight_problems,
     rollout_problems,
     upgrade_input_problems,
 )
@@ -31,6 +32,15 @@ def rollout_problems_filter(serial, max_fail_percentage=0):
     return rollout_problems(serial, max_fail_percentage)
 
 
+def upgrade_preflight_problems_filter(deployment, plan):
+    if not isinstance(deployment, dict) or not isinstance(plan, dict):
+        raise AnsibleFilterError(
+            "upgrade_preflight_problems needs the tts facts of lorawan.tts.stack_info and the plan as dicts, not %r"
+            % ((deployment, plan),)
+        )
+    return preflight_problems(deployment, plan)
+
+
 def at_target_filter(deployment, target):
     if not isinstance(deployment, dict):
         raise AnsibleFilterError("at_target needs the tts facts of lorawan.tts.stack_info, not %r" % (deployment,))
@@ -42,5 +52,6 @@ class FilterModule:
         return {
             "upgrade_input_problems": upgrade_input_problems_filter,
             "rollout_problems": rollout_problems_filter,
+            "upgrade_preflight_problems": upgrade_preflight_problems_filter,
             "at_target": at_target_filter,
         }

@@ -44,6 +44,13 @@ class ComposeError(Exception):
         self.stderr = stderr
 
 
+def short_version(text):
+    """`compose version --short` output: "2.40.3" (no leading v), or None when empty."""
+    lines = to_text(text).strip().splitlines()
+    version = lines[0].strip() if lines else ""
+    return (version[1:] if version.startswith("v") else version) or None
+
+
 def stderr_tail(text):
     lines = [line for line in to_text(text, errors="surrogate_or_replace").strip().splitlines() if line.strip()]
     return " | ".join(lines[-STDERR_TAIL_LINES:])
@@ -78,6 +85,7 @@ class ComposeProject:
                 % project_src
             )
         self.docker = module.get_bin_path("docker")
+        self._version = None
         self.command = self._find_command()
         self._config = None
         self._running = {}
@@ -91,8 +99,9 @@ class ComposeProject:
 
     def _find_command(self):
         if self.docker:
-            rc, dummy_out, dummy_err = self.module.run_command([self.docker, "compose", "version", "--short"])
+            rc, out, dummy_err = self.module.run_command([self.docker, "compose", "version", "--short"])
             if rc == 0:
+                self._version = short_version(out)
                 return [self.docker, "compose"]
         legacy = self.module.get_bin_path("docker-compose")
         if legacy:
@@ -101,6 +110,13 @@ class ComposeProject:
             "neither 'docker compose' (the Compose v2 plugin) nor 'docker-compose' was found on the host: "
             "install the docker-compose-plugin package (or docker-compose) and retry"
         )
+
+    def version(self):
+        """The Compose version (without a leading v), or None when it does not say."""
+        if self._version is None and len(self.command) == 1:
+            rc, out, dummy_err = self.module.run_command([*self.command, "version", "--short"])
+            self._version = short_version(out) if rc == 0 else None
+        return self._version
 
     @property
     def command_name(self):
@@ -241,6 +257,11 @@ class ComposeProject:
             if labels.get("com.docker.compose.oneoff") == "True":
                 continue
             by_service.setdefault(labels.get("com.docker.compose.service"), []).append(container)
+        for service, found in by_service.items():
+            # What `ps --quiet <service>` would find now: running_inspect need not ask again.
+            running = [container for container in found if container_state(container)["state"] == "running"]
+            if len(running) == 1 and len(found) == 1:
+                self._running[service] = running[0]
         return by_service
 
     def docker_command(self, args, what=None):

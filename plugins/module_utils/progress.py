@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any, Callable, Optional
 
-PROGRESS_ARGUMENT_SPEC = dict(progress_file=dict(type="path"))
+PROGRESS_ARGUMENT_SPEC = dict(progress_file=dict(type="path"), expected_bytes=dict(type="int"))
 WRITE_EVERY_SECONDS = 1.0
 
 

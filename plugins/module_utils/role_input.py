@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any, Dict, List, Mapping, Optional
@@ -155,3 +156,50 @@ def at_target(deployment: Dict[str, Any], target: str) -> bool:
         and (deployment.get("health") or {}).get("status") == 200
         and (journal is None or journal.get("outcome"))
     )
+
+
+def preflight_problems(deployment: Dict[str, Any], plan: Mapping[str, Any]) -> List[str]:
+    """What keeps the planned upgrade from starting, each with what to change; an empty list when it can start.
+
+    plan: project_dir, target, edition, from (the running or configured version), hops, allow_moving_postgres_tag.
+    """
+    project_dir = plan.get("project_dir")
+    problems = []
+    if plan.get("edition") not in ("open-source", "enterprise"):
+        problems.append(
+            "The edition of %s is unknown (the stack image is neither thethingsnetwork/ nor "
+            "thethingsindustries/lorawan-stack and the entrypoint does not tell); set tts_edition." % project_dir
+        )
+    elif not plan.get("from"):
+        problems.append("The version of %s is unknown: the stack does not run and its image has no tag." % project_dir)
+    elif not plan.get("hops"):
+        problems.append(
+            "%s is configured for %s but the stack does not run and answer (%s, health %s); there is no upgrade to "
+            "do: find out why it does not start, or restore a backup with lorawan.tts.restore."
+            % (
+                project_dir,
+                plan.get("target"),
+                json.dumps((deployment.get("services") or {}).get("stack") or {}, sort_keys=True),
+                json.dumps(deployment.get("health"), sort_keys=True),
+            )
+        )
+    postgres = deployment.get("postgres") or {}
+    images = deployment.get("images") or {}
+    moving = [
+        str(images[name].get("image")) for name in ("postgres", "redis") if (images.get(name) or {}).get("moving_major")
+    ]
+    if moving and str(plan.get("allow_moving_postgres_tag", False)).lower() != "true":
+        problems.append(
+            "%s %s on a tag without a major version: a pull can move it to another major version, whose server can't "
+            "open the data directory (lorawan-stack issue 7742). Pin a version tag of the major the data was written "
+            "with (Postgres %s), or set tts_allow_moving_postgres_tag=true."
+            % (", ".join(moving), "is" if len(moving) == 1 else "are", postgres.get("major_data_dir") or "?")
+        )
+    data_major, image_major = postgres.get("major_data_dir"), postgres.get("major_image")
+    if data_major is not None and image_major is not None and str(data_major) != str(image_major):
+        problems.append(
+            "The Postgres data directory was written by Postgres %s but the image runs Postgres %s: it can't open it. "
+            "Set the postgres image back to major %s (or pg_upgrade the data first)."
+            % (data_major, image_major, data_major)
+        )
+    return problems

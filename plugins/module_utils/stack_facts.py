@@ -236,11 +236,7 @@ class StackFacts:
         return [{"path": path, "sha256": file_sha256(path)} for path in paths]
 
     def compose_command(self):
-        rc, out, dummy_err = self.module.run_command([*list(self.project.command), "version", "--short"])
-        version = out.strip().splitlines()[0].strip() if rc == 0 and out.strip() else None
-        if version and version.startswith("v"):
-            version = version[1:]
-        return {"name": self.project.command_name, "version": version}
+        return {"name": self.project.command_name, "version": self.project.version()}
 
     def stack(self, edition, images):
         stack_image = images.get(self.stack_service) or {}
@@ -280,7 +276,7 @@ class StackFacts:
             return {"url": None, "status": None}
         return StackHealth(
             self.project, self.stack_service, service_config=self.service_configs[self.stack_service]
-        ).check(stack_version)
+        ).check(stack_version, self._first_container(self.stack_service))
 
     def redis_data_dir(self):
         """The host directory mounted at the Redis container's /data (a bind mount or a named volume), or None."""

@@ -11,13 +11,15 @@ to a minute of downtime. TTS 3.24.0 and later answer ``/healthz``; earlier versi
 
 from __future__ import annotations
 
+import base64
+import http.client
 import re
 import time
 import urllib.error
+import urllib.request
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from ansible.module_utils.common.text.converters import to_text
-from ansible.module_utils.urls import open_url
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
     ComposeError,
     container_state,
@@ -33,6 +35,10 @@ PROBE_TIMEOUT = 5
 PASSWORD_VARIABLE = "TTN_LW_HTTP_HEALTH_PASSWORD"  # noqa: S105 the name of a variable
 STACK_VERSION_LINE = re.compile(r"^Version:\s+(\S+)\s*$", re.MULTILINE)
 VERSION_NUMBERS = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
+# Plain urllib, not ansible.module_utils.urls: that import costs every module run that reads the health more CPU
+# than the run's own work, and open_url builds an SSL context per request, even for http:// (a fleet of hosts
+# pays both on the controller's machine). No proxy: the endpoint is this host's own published port.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def health_path(version: Optional[str]) -> str:
@@ -107,16 +113,19 @@ class StackHealth:
     def probe(self, version: Optional[str], container: Optional[Dict[str, Any]]) -> Tuple[Optional[int], str]:
         """One request: (HTTP status or None, what went wrong)."""
         if self.url or self.address:
-            credentials = {}
+            url = self.endpoint(version)
+            if not url.lower().startswith(("http://", "https://")):
+                return None, "%s is not an http:// or https:// URL (tts_healthcheck_url)" % url
+            request = urllib.request.Request(url)  # noqa: S310 http(s) only, checked above
             if self.password:
-                credentials = dict(url_username="health", url_password=self.password, force_basic_auth=True)
+                token = base64.b64encode(("health:%s" % self.password).encode("utf-8")).decode("ascii")
+                request.add_header("Authorization", "Basic " + token)
             try:
-                # No proxy: the endpoint is this host's own published port.
-                response = open_url(self.endpoint(version), timeout=PROBE_TIMEOUT, use_proxy=False, **credentials)
-                return response.status, ""
+                with DIRECT.open(request, timeout=PROBE_TIMEOUT) as response:
+                    return response.status, ""
             except urllib.error.HTTPError as error:
                 return error.code, "HTTP %d" % error.code
-            except (urllib.error.URLError, OSError) as error:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
                 return None, str(getattr(error, "reason", error))
         if container is None:
             return None, "no container"
@@ -145,9 +154,9 @@ class StackHealth:
         match = STACK_VERSION_LINE.search(to_text(out))
         return match.group(1) if match else None
 
-    def check(self, version: Optional[str] = None) -> Dict[str, Any]:
-        """One probe, for facts: never fails."""
-        container = self.container()
+    def check(self, version: Optional[str] = None, container: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """One probe, for facts: never fails. `container`: its inspect data, when the caller has just read it."""
+        container = container or self.container()
         running = container is not None and container_state(container)["state"] == "running"
         status, dummy_problem = self.probe(version, container) if running else (None, "not running")
         return {"url": self.endpoint(version), "status": status}

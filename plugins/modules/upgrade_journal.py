@@ -74,6 +74,12 @@ options:
       - Seconds without a write after which a run from another controller is taken for interrupted.
     type: int
     default: 1800
+  seen:
+    description:
+      - The journal as an earlier read of the deployment saw it (the C(journal) that M(lorawan.tts.stack_info)
+        returned; an empty dict when there was none), with O(state=opened). RV(moved) says whether another run has
+        opened or written the journal since.
+    type: dict
   controller:
     description:
       - The controller of this run (host name, process id and start, the live Ansible processes). The
@@ -121,6 +127,12 @@ journal:
   description: The journal as written.
   returned: success
   type: dict
+moved:
+  description:
+    - With O(state=opened), whether the journal this run replaced is not the one O(seen) describes - another run
+      opened or wrote it after that read, so what the read found may have changed - or false without O(seen).
+  returned: success
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -129,6 +141,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.journal import (
     JournalError,
     boot_id,
     close_run,
+    moved_since,
     open_run,
 )
 
@@ -143,6 +156,7 @@ def main():
             outcome=dict(type="str"),
             timeout=dict(type="int", default=0),
             stale_after=dict(type="int", default=1800),
+            seen=dict(type="dict"),
             controller=dict(type="dict", default={}),
         ),
         required_if=[("state", "closed", ["outcome"])],
@@ -155,6 +169,7 @@ def main():
                 changed=True,
                 opened=False,
                 taken_over=None,
+                moved=False,
                 journal=close_run(journal, params["run"], params["outcome"], abandoned=params["state"] == "abandoned"),
             )
         result = open_run(
@@ -164,7 +179,8 @@ def main():
         module.fail_json(msg="the upgrade journal in %s: %s" % (params["project_src"], error))
     if not result["opened"]:
         module.fail_json(msg="held by " + result["held_by"], held_by=result["held_by"], opened=False)
-    module.exit_json(changed=True, **result)
+    previous = result.pop("previous")
+    module.exit_json(changed=True, moved=params["seen"] is not None and moved_since(params["seen"], previous), **result)
 
 
 if __name__ == "__main__":

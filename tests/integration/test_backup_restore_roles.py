@@ -121,10 +121,13 @@ def test_backup_layout_modes_and_manifest(first_backup, deployment, backup_dir):
     assert deployment.healthz() == 200, "the stack runs again after the backup"
 
 
-def test_long_steps_print_their_progress(deployment, run_playbook, tmp_path):
+def test_long_steps_print_their_progress(deploy, run_playbook, tmp_path):
+    # 150 MiB of Postgres take seconds to dump and verify: far more than the half-second interval, which they
+    # exceed 6 times over at the plugin's foreground pace (50 MiB/s), so the dump runs with progress lines.
+    deployment = deploy(VERSION, "--seed", "small", "--postgres-mb", "150")
     run = run_playbook(
         role_playbook(
-            "backup", tts_project_dir=str(deployment.dir), tts_backup_dir=str(tmp_path), tts_progress_interval=0.2
+            "backup", tts_project_dir=str(deployment.dir), tts_backup_dir=str(tmp_path), tts_progress_interval=0.5
         )
     )
     assert run.rc == 0, run.stderr

@@ -19,6 +19,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.journal import (
     boot_id,
     close_run,
     judge,
+    moved_since,
     open_run,
     process_start,
     takeover_action,
@@ -209,3 +210,17 @@ def test_this_host_and_process() -> None:
     assert boot_id()
     assert process_start(os.getpid()) == this_process()["start"]
     assert process_start(dead_process()["pid"]) is None
+
+
+def test_moved_tells_whether_another_run_used_the_journal_since_a_read(tmp_path: Path) -> None:
+    journal = Journal(str(tmp_path), clock=lambda: NOW)
+    assert not moved_since({}, open_run(journal, "first", {}, HERE, 1800, BOOT)["previous"])
+    close_run(journal, "first", "upgraded")
+    seen = {key: value for key, value in journal.read().items() if key in ("run", "phase", "outcome", "updated")}
+    assert not moved_since(seen, open_run(journal, "second", {}, HERE, 1800, BOOT)["previous"])
+    close_run(journal, "second", "upgraded")
+    # A third run opened and closed the journal after `seen` was read: the read may be out of date.
+    open_run(journal, "third", {}, HERE, 1800, BOOT)
+    close_run(journal, "third", "upgraded")
+    assert moved_since(seen, open_run(journal, "fourth", {}, HERE, 1800, BOOT)["previous"])
+    assert moved_since({}, {"run": "fourth", "updated": NOW})

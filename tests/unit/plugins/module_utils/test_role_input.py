@@ -4,6 +4,7 @@ import pytest
 from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
     at_target,
     edition_problem,
+    preflight_problems,
     rollout_problems,
     upgrade_input_problems,
 )
@@ -125,3 +126,50 @@ AT_TARGET = {
 )
 def test_at_target(changes: dict, target: str, expected: bool) -> None:
     assert at_target(dict(AT_TARGET, **changes), target) is expected
+
+
+DEPLOYMENT = {
+    "images": {
+        "postgres": {"image": "postgres:15", "moving_major": False},
+        "redis": {"image": "redis:7", "moving_major": False},
+    },
+    "postgres": {"major_data_dir": 15, "major_image": 15},
+    "services": {"stack": {"running": True}},
+    "health": {"status": 200},
+}
+PLAN = {
+    "project_dir": "/srv/tts",
+    "target": "3.32.0",
+    "edition": "open-source",
+    "from": "3.31.1",
+    "hops": ["3.32.0"],
+    "allow_moving_postgres_tag": False,
+}
+
+
+@pytest.mark.parametrize(
+    ("deployment", "plan", "expected"),
+    [
+        ({}, {"edition": "unknown"}, "The edition of /srv/tts is unknown"),
+        ({}, {"from": ""}, "The version of /srv/tts is unknown"),
+        ({"services": {"stack": {"running": False}}}, {"hops": []}, "there is no upgrade to do"),
+        (
+            {"images": {"postgres": {"image": "postgres:latest", "moving_major": True}}},
+            {},
+            "postgres:latest is on a tag without a major version",
+        ),
+        ({"postgres": {"major_data_dir": 15, "major_image": 13}}, {}, "Set the postgres image back to major 15"),
+    ],
+)
+def test_preflight_refuses_what_keeps_the_upgrade_from_starting(deployment: dict, plan: dict, expected: str) -> None:
+    assert preflight_problems(DEPLOYMENT, PLAN) == []
+    problems = preflight_problems(dict(DEPLOYMENT, **deployment), dict(PLAN, **plan))
+    assert len(problems) == 1
+    assert expected in problems[0]
+
+
+def test_a_moving_tag_can_be_allowed_and_every_problem_is_reported_at_once() -> None:
+    moving = dict(DEPLOYMENT, images={"redis": {"image": "redis", "moving_major": True}})
+    assert preflight_problems(moving, dict(PLAN, allow_moving_postgres_tag="true")) == []
+    both = dict(moving, postgres={"major_data_dir": "13", "major_image": "15"})
+    assert len(preflight_problems(both, PLAN)) == 2

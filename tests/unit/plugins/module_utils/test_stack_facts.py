@@ -54,6 +54,9 @@ class FakeProject:
     def containers(self, services=None) -> dict:
         return {name: [container(name)] for name in CONFIG["services"]}
 
+    def version(self) -> str:
+        return "2.40.3"
+
     def exec_container(self, container_id, argv, env_names=(), check=True, **kwargs):
         self.env_names[argv[0]] = (env_names, kwargs.get("environ_update"))
         return self.answers.get(tuple(argv[:2]), (0, "", ""))
