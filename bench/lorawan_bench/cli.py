@@ -49,6 +49,9 @@ def parser() -> argparse.ArgumentParser:
     )
     cli.add_argument("--skip-fleet", action="store_true", help="no fleet measurement")
     cli.add_argument(
+        "--skip-sizes", action="store_true", help="only the fleet: results go to <date>-fleet.*, never into the docs"
+    )
+    cli.add_argument(
         "--smoke", action="store_true", help="medium only, 1 repetition, fleets of 1 and 2: proves the bench works"
     )
     cli.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory (default: bench/results)")
@@ -75,8 +78,10 @@ def main(argv: list[str]) -> int:
         plan = Plan(args.sizes, max(1, args.repetitions), max(0, args.rollback_repetitions), args.fleet, smoke=False)
     if args.skip_fleet:
         plan.fleet = []
+    if args.skip_sizes:
+        plan.sizes = []
     today = datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%d")
-    stem = f"smoke-{today}" if plan.smoke else today
+    stem = f"smoke-{today}" if plan.smoke else f"{today}-fleet" if not plan.sizes else today
     out: Path = args.out.absolute()
     logs = out / "logs" / stem
     work = Path(tempfile.mkdtemp(prefix="lorawan-bench-"))
@@ -98,7 +103,7 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / f"{stem}.json"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
-    return report(results, json_path, update_docs=not plan.smoke and not args.no_docs)
+    return report(results, json_path, update_docs=not plan.smoke and bool(plan.sizes) and not args.no_docs)
 
 
 def report(results: dict[str, Any], json_path: Path, *, update_docs: bool) -> int:
@@ -106,11 +111,12 @@ def report(results: dict[str, Any], json_path: Path, *, update_docs: bool) -> in
     from .plot import plot  # matplotlib loads only now, after the measurements
 
     md_path, png_path = json_path.with_suffix(".md"), json_path.with_suffix(".png")
-    plot(results, png_path)
+    if results["sizes"]:  # the plot shows the sizes; a fleet-only run has none
+        plot(results, png_path)
     text = summary.markdown(results, results["machine"], png_path.name)
     md_path.write_text(f"# lorawan.tts benchmark, {json_path.stem}\n\n{text}")
     print(text)
-    say(f"results: {json_path}, {md_path}, {png_path}")
+    say(f"results: {json_path}, {md_path}" + (f", {png_path}" if results["sizes"] else ""))
     if update_docs and json_path.parent == RESULTS_DIR.absolute():
         if docs.update(text, json_path, png_path):
             say("docs/performance.md shows these results")

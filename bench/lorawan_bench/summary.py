@@ -172,6 +172,8 @@ def markdown(results: Record, machine: Record, plot_name: str | None) -> str:
         "deployment. Downtime is measured from outside: GET /healthz every 0.1 s, from the first answer other "
         "than 200 to the first 200 of the new version. Medians; seconds. The whole run took "
         f"{(results['finished'] - results['started']) / 60:.0f} minutes.\n",
+    ]
+    sections = [
         "\n### Downtime per size\n\n",
         table(
             [
@@ -257,6 +259,8 @@ def markdown(results: Record, machine: Record, plot_name: str | None) -> str:
             ],
         ),
     ]
+    if rows:  # a fleet-only run (bench/run --skip-sizes) has none
+        out += sections
     fleet = fleet_rows(results)
     if fleet:
         options = " ".join(results["fleet"].get("deploy_options", []))
@@ -286,10 +290,11 @@ def markdown(results: Record, machine: Record, plot_name: str | None) -> str:
                 ],
             ),
         ]
-    out.append("\n### Downtime against database size (least squares over every run)\n\n")
-    for method, line in fits(results).items():
-        out.append(f"- {method}: {line.text() if line else 'needs runs at two database sizes'}\n")
-    if plot_name:
+    if rows:
+        out.append("\n### Downtime against database size (least squares over every run)\n\n")
+        for method, line in fits(results).items():
+            out.append(f"- {method}: {line.text() if line else 'needs runs at two database sizes'}\n")
+    if plot_name and rows:
         out.append(f"\n![Downtime per phase, runbook vs ours vs floor, per size]({plot_name})\n")
     out.append("\n### Machine\n\n" + machine_text(machine) + "\n")
     if results["problems"]:

@@ -116,3 +116,12 @@ def test_command_line() -> None:
     assert (args.sizes, args.repetitions, args.fleet) == (["medium", "big"], 2, [1, 4])
     with pytest.raises(SystemExit):
         parser().parse_args(["--sizes", "huge"])
+
+
+def test_a_fleet_only_run_shows_only_the_fleet() -> None:
+    fleet_only = dict(results(), sizes={})
+    text = markdown(fleet_only, MACHINE, "plot.png")
+    assert "### Fleet" in text and "| 4 | 30.0 | 1.50x |" in text
+    assert "### Downtime per size" not in text and "![" not in text and "least squares" not in text
+    args = parser().parse_args(["--skip-sizes", "--fleet", "1,8"])
+    assert args.skip_sizes and args.fleet == [1, 8]
