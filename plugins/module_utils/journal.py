@@ -159,8 +159,8 @@ def open_run(
     stale_after: int,
     host_boot_id: str,
 ) -> Dict[str, Any]:
-    """Open the journal for run, unless a live run holds it: {'opened', 'held_by', 'taken_over', 'journal',
-    'previous'} (previous: the run and time of the record it replaced, or None).
+    """Open the journal for run, unless a live run holds it: {'opened', 'held_by', 'taken_over', 'journal'} and,
+    once opened, 'previous' (seen_state of the record it replaced).
 
     A run that takes over an interrupted one that stopped the stack adopts its record (its marks, capture and
     cutover), so that when this run is interrupted in turn, the next one still finds what there is to undo.
@@ -168,15 +168,8 @@ def open_run(
     with journal.locked():
         previous = journal.read()
         verdict = judge(previous, journal.clock(), host_boot_id, controller, stale_after)
-        found = {key: previous.get(key) for key in SEEN_KEYS} if previous else None
         if verdict["state"] == LIVE:
-            return {
-                "opened": False,
-                "held_by": verdict["why"],
-                "taken_over": None,
-                "journal": previous,
-                "previous": found,
-            }
+            return {"opened": False, "held_by": verdict["why"], "taken_over": None, "journal": previous}
         identity = {
             "run": run,
             "controller": {key: controller.get(key) for key in ("host", "pid", "start")},
@@ -195,14 +188,24 @@ def open_run(
                 recorded, phase="preflight", marks=[], captured=False, capture={}, rolled_back=False, **identity
             )
         journal.write(record)
-        return {"opened": True, "held_by": "", "taken_over": taken_over, "journal": record, "previous": found}
+        return {
+            "opened": True,
+            "held_by": "",
+            "taken_over": taken_over,
+            "journal": record,
+            "previous": seen_state(previous),
+        }
+
+
+def seen_state(record: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """What tells this state of the journal from another (SEEN_KEYS), or None without a journal."""
+    return {key: record.get(key) for key in SEEN_KEYS} if record else None
 
 
 def moved_since(seen: Optional[Dict[str, Any]], previous: Optional[Dict[str, Any]]) -> bool:
     """Whether the journal another read saw (stack_info's `journal`) is not the one open_run replaced: another run
     opened or wrote it in between, so what that read found may have changed."""
-    seen = {key: seen.get(key) for key in SEEN_KEYS} if seen else None
-    return seen != previous
+    return seen_state(seen) != previous
 
 
 def close_run(journal: "Journal", run: str, outcome: str, abandoned: bool = False) -> Dict[str, Any]:
