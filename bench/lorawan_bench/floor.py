@@ -3,10 +3,13 @@
 stop the stack; capture Postgres (CREATE DATABASE ... TEMPLATE, STRATEGY FILE_COPY from PostgreSQL 15) and Redis
 (a copy of its data directory; nothing writes to it with the stack stopped) in parallel; set the image tag; run
 the migrations the hop needs; start the stack and wait until /healthz answers 200 with the new version.
+
+fleet() does the same on several deployments at once: how far the machine itself lets a fleet scale.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -16,6 +19,7 @@ from pathlib import Path
 from .commands import BenchError, Completed, run
 from .config import FLOOR_MIGRATIONS, FROM_VERSION, TARGET_VERSION
 from .health import Sample, is_up, probe
+from .machine import busy_core_seconds
 from .observe import observe
 from .sandbox import Deployment
 
@@ -126,4 +130,31 @@ def measure(deployment: Deployment, work: Path, logs: Path) -> dict[str, object]
         "postgres_major": major,
         "downtime_seconds": None if downtime.seconds is None else round(downtime.seconds, 3),
         "downtime": observed.downtime_dict(name),
+    }
+
+
+def fleet(deployments: list[Deployment], work: Path, logs: Path) -> dict[str, object]:
+    """The floor's operations on every deployment at once, with the wall time and the machine's CPU."""
+    count = len(deployments)
+    busy_before = busy_core_seconds()
+    begin = time.monotonic()
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        futures = {item.name: pool.submit(measure, item, work, logs) for item in deployments}
+        records, problems = {}, []
+        for name, future in futures.items():
+            try:
+                records[name] = future.result()
+            except BenchError as error:
+                problems.append(f"{name}: {error}")
+    wall = time.monotonic() - begin
+    busy_after = busy_core_seconds()
+    busy = None if busy_before is None or busy_after is None else busy_after - busy_before
+    return {
+        "hosts": count,
+        "ok": not problems,
+        "problems": problems,
+        "wall_seconds": round(wall, 3),
+        "machine_busy_core_seconds": None if busy is None else round(busy, 1),
+        "machine_busy_percent": None if busy is None else round(100 * busy / wall / (os.cpu_count() or 1)),
+        "downtime_seconds": {name: record["downtime_seconds"] for name, record in records.items()},
     }

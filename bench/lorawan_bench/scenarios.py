@@ -123,17 +123,28 @@ class Bench:
         return record
 
     def fleet(self) -> Record:
-        runs = []
+        """Ours on 1, 4, 8 deployments in one run; then the floor's operations on as many at once, for what the
+        machine allows."""
+        runs, floor_runs = [], []
         for count in self.plan.fleet:
 
-            def deploy(count: int = count) -> list[Deployment]:
-                return [
-                    self.sandbox.deploy(self.name(f"fleet{count}", f"h{index}"), FROM_VERSION, FLEET_DEPLOY_OPTIONS)
+            def deploy(method: str, count: int = count) -> Callable[[], list[Deployment]]:
+                return lambda: [
+                    self.sandbox.deploy(
+                        self.name(f"fleet{count}", method, f"h{index}"), FROM_VERSION, FLEET_DEPLOY_OPTIONS
+                    )
                     for index in range(1, count + 1)
                 ]
 
-            runs.append(self.measure(f"fleet of {count}", deploy, lambda items: playbook.fleet(self.ansible, items)))
-        return {"deploy_options": list(FLEET_DEPLOY_OPTIONS), "runs": runs}
+            runs.append(
+                self.measure(f"fleet of {count}", deploy("ours"), lambda items: playbook.fleet(self.ansible, items))
+            )
+            floor_runs.append(
+                self.measure(
+                    f"floor fleet of {count}", deploy("floor"), lambda items: floor.fleet(items, self.work, self.logs)
+                )
+            )
+        return {"deploy_options": list(FLEET_DEPLOY_OPTIONS), "runs": runs, "floor_runs": floor_runs}
 
     def run(self) -> Record:
         started = time.time()

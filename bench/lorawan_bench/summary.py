@@ -123,18 +123,29 @@ def fits(results: Record) -> dict[str, Fit | None]:
     return lines
 
 
+def single_host_wall(runs: list[Record]) -> float | None:
+    return next((r.get("wall_seconds") for r in runs if r.get("hosts") == 1 and r.get("ok")), None)
+
+
 def fleet_rows(results: Record) -> list[Record]:
+    """One row per fleet size: ours, and the floor's operations on as many deployments at once (where measured)."""
     runs = results.get("fleet", {}).get("runs", [])
-    single = next((r.get("wall_seconds") for r in runs if r.get("hosts") == 1 and r.get("ok")), None)
+    floor_runs = {r.get("hosts"): r for r in results.get("fleet", {}).get("floor_runs", []) if r.get("ok")}
+    single = single_host_wall(runs)
+    floor_single = single_host_wall(list(floor_runs.values()))
     rows = []
     for run in runs:
         downtimes = list((run.get("downtime_seconds") or {}).values())
+        floor_run = floor_runs.get(run.get("hosts"), {})
         rows.append(
             {
                 "hosts": run.get("hosts"),
                 "ok": bool(run.get("ok")),
                 "wall": run.get("wall_seconds"),
                 "ratio": ratio(run.get("wall_seconds"), single),
+                "floor_wall": floor_run.get("wall_seconds"),
+                "floor_ratio": ratio(floor_run.get("wall_seconds"), floor_single),
+                "floor_core_seconds_per_host": ratio(floor_run.get("machine_busy_core_seconds"), run.get("hosts")),
                 "downtime_median": median(downtimes),
                 "downtime_max": max((d for d in downtimes if d is not None), default=None),
                 "busy_percent": run.get("machine_busy_percent"),
@@ -271,6 +282,7 @@ def markdown(results: Record, machine: Record, plot_name: str | None) -> str:
                     "hosts",
                     "wall",
                     "wall / 1 host",
+                    "floor alone: wall, / 1 host, CPU s per host",
                     "downtime per host (median, max)",
                     "machine CPU busy",
                     "CPU s per host (all processes)",
@@ -281,6 +293,8 @@ def markdown(results: Record, machine: Record, plot_name: str | None) -> str:
                         str(row["hosts"]),
                         seconds(row["wall"]),
                         times(row["ratio"]),
+                        f"{seconds(row['floor_wall'])}, {times(row['floor_ratio'])}, "
+                        f"{seconds(row['floor_core_seconds_per_host'])}",
                         f"{seconds(row['downtime_median'])}, {seconds(row['downtime_max'])}",
                         "-" if row["busy_percent"] is None else f"{row['busy_percent']}%",
                         seconds(row["core_seconds_per_host"]),

@@ -54,6 +54,10 @@ def results() -> dict[str, object]:
                     "downtime_seconds": {"a": 5.0, "b": 7.0},
                 },
             ],
+            "floor_runs": [
+                {"hosts": 1, "ok": True, "wall_seconds": 4.0},
+                {"hosts": 4, "ok": True, "wall_seconds": 10.0, "machine_busy_core_seconds": 12.0},
+            ],
         },
         "problems": [],
     }
@@ -86,8 +90,8 @@ def test_size_rows_use_only_successful_runs() -> None:
 def test_markdown_and_plot(tmp_path: Path) -> None:
     text = markdown(results(), MACHINE, "plot.png")
     assert "| medium | 10.0 | 2.0 | 12 | 6.0 | 3.0 | 0.50x | 2.0 | 3.00x | 1.50x | 2, 1, 1 |" in text
-    assert "| 4 | 30.0 | 1.50x | 6.0, 7.0 | 80% | 12.0 | yes |" in text
-    assert "| 1 | 20.0 | 1.00x | 5.0, 5.0 | - | - | yes |" in text
+    assert "| 4 | 30.0 | 1.50x | 10.0, 2.50x, 3.0 | 6.0, 7.0 | 80% | 12.0 | yes |" in text
+    assert "| 1 | 20.0 | 1.00x | 4.0, 1.00x, - | 5.0, 5.0 | - | - | yes |" in text
     assert "- ours: downtime = " in text
     assert "![" in text
     assert "The whole run took 60 minutes." in text
@@ -120,8 +124,9 @@ def test_command_line() -> None:
 
 def test_a_fleet_only_run_shows_only_the_fleet() -> None:
     fleet_only = dict(results(), sizes={})
+    del fleet_only["fleet"]["floor_runs"]  # results from before the floor fleet was measured
     text = markdown(fleet_only, MACHINE, "plot.png")
-    assert "### Fleet" in text and "| 4 | 30.0 | 1.50x |" in text
+    assert "### Fleet" in text and "| 4 | 30.0 | 1.50x | -, -, - |" in text
     assert "### Downtime per size" not in text and "![" not in text and "least squares" not in text
     args = parser().parse_args(["--skip-sizes", "--fleet", "1,8"])
     assert args.skip_sizes and args.fleet == [1, 8]

@@ -180,8 +180,13 @@ def capture(
     check_mode: bool = False,
     clock=time.monotonic,
     progress: Optional[Progress] = None,
+    flush: bool = False,
 ) -> Tuple[bool, Dict[str, Any]]:
-    """Make the backup's files/ mirror the roots, copying only files new or changed since the last pass."""
+    """Make the backup's files/ mirror the roots, copying only files new or changed since the last pass.
+
+    With flush, what was copied is on disk before this returns: the pass before the stop flushes, so that the
+    downtime's snapshot does not compete with the write-back of this copy.
+    """
     stats = Stats(clock)
     previous = read_index(backup) if os.path.isdir(backup) else None
     previous_entries: Dict[str, Entry] = (previous or {}).get("entries", {})
@@ -222,6 +227,8 @@ def capture(
             copy_file(source_path(roots, name), destination, 0o600)
             progress.add(1, entries[name]["size"])
         write_index(backup, {"format": INDEX_FORMAT, "roots": roots, "entries": entries})
+        if flush:
+            os.sync()
     except OSError as error:
         raise BackupFilesError(
             os_error_message(f"copying the deployment's files into {backup}", error, backup), changed=True

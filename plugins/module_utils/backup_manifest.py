@@ -119,12 +119,16 @@ def write(
             entries[relative] = {"size": os.path.getsize(full), "sha256": sha256_of(full)}
             progress.add(1, entries[relative]["size"])
         manifest = dict(metadata, format=MANIFEST_FORMAT, files=entries)
+        # The manifest says the backup is complete: the files it lists reach the disk before it does.
+        os.sync()
         target = os.path.join(path, MANIFEST_NAME)
         temporary = target + ".part"
         with writing_to(temporary), open(temporary, "w", encoding="utf-8") as handle:
             os.fchmod(handle.fileno(), 0o600)
             json.dump(manifest, handle, indent=2, sort_keys=True)
             handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, target)
     except OSError as error:
         raise BackupManifestError(

@@ -11,8 +11,8 @@ short_description: Write, or check, the manifest.json of a The Things Stack back
 version_added: 0.2.0
 description:
   - "O(state=present): makes every directory of the backup O(path) C(0700) and every file C(0600), checksums every
-    file (sha256, streamed) and writes C(manifest.json) last, atomically: a backup with a manifest is complete.
-    Then deletes the oldest complete backups beside it beyond O(keep)."
+    file (sha256, streamed) and writes C(manifest.json) last, atomically, once every file is flushed to disk: a
+    backup with a manifest is complete. Then deletes the oldest complete backups beside it beyond O(keep)."
   - "O(state=verified): reads C(manifest.json) and checks that every file it lists is there with its size and
     sha256 and that no other file is. With O(newest=true), O(path) is the directory that holds a host's backups
     and the newest complete backup in it is checked."
