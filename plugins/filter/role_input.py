@@ -7,6 +7,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
     at_target,
+    database_image_pins,
     edition_problem,
     preflight_problems,
     rollout_problems,
@@ -41,6 +42,14 @@ def upgrade_preflight_problems_filter(deployment, plan):
     return preflight_problems(deployment, plan)
 
 
+def database_image_pins_filter(deployment, pin=True):
+    if not isinstance(deployment, dict):
+        raise AnsibleFilterError(
+            "database_image_pins needs the tts facts of lorawan.tts.stack_info, not %r" % (deployment,)
+        )
+    return database_image_pins(deployment, pin)
+
+
 def at_target_filter(deployment, target):
     if not isinstance(deployment, dict):
         raise AnsibleFilterError("at_target needs the tts facts of lorawan.tts.stack_info, not %r" % (deployment,))
@@ -54,4 +63,5 @@ class FilterModule:
             "rollout_problems": rollout_problems_filter,
             "upgrade_preflight_problems": upgrade_preflight_problems_filter,
             "at_target": at_target_filter,
+            "database_image_pins": database_image_pins_filter,
         }

@@ -524,23 +524,34 @@ def plan_tag_change(
     replace_digest: bool = False,
     update_env_file: bool = False,
     project_dir: Optional[str] = None,
+    pins: Optional[Dict[str, str]] = None,
 ) -> TagChange:
-    """Everything setting ``tag`` would change, checked; nothing is written."""
-    validate_tag(tag)
+    """Everything setting ``tag`` on services (and each tag of pins, service -> tag, on its service) would change,
+    checked; nothing is written."""
     if not services:
         raise ComposeFileError("services is empty: name at least one service, for example stack")
+    groups = [(list(dict.fromkeys(services)), tag)] + [([service], pin) for service, pin in (pins or {}).items()]
+    for dummy_group, group_tag in groups:
+        validate_tag(group_tag)
     documents = [load_compose(path) for path in files]
     change = TagChange()
-    for site in effective_image_sites(documents, list(dict.fromkeys(services))):
-        change.texts.setdefault(site.path, next(d.text for d in documents if d.path == site.path))
-        reference = parse_image(site.image)
-        variable = reference.tag_variable()
-        if variable is not None:
-            plan_env_change(
-                change, site, reference, variable, tag, update_env_file, project_dir or os.path.dirname(files[0])
-            )
-        else:
-            plan_image_change(change, site, reference, tag, replace_digest)
+    for group, group_tag in groups:
+        for site in effective_image_sites(documents, group):
+            change.texts.setdefault(site.path, next(d.text for d in documents if d.path == site.path))
+            reference = parse_image(site.image)
+            variable = reference.tag_variable()
+            if variable is not None:
+                plan_env_change(
+                    change,
+                    site,
+                    reference,
+                    variable,
+                    group_tag,
+                    update_env_file,
+                    project_dir or os.path.dirname(files[0]),
+                )
+            else:
+                plan_image_change(change, site, reference, group_tag, replace_digest)
     return change
 
 

@@ -32,6 +32,8 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import (
     ComposeFileError,
     commit,
     compose_files,
+    image_with_tag,
+    parse_image,
     plan_tag_change,
 )
 from ansible_collections.lorawan.tts.plugins.module_utils.files import file_sha256
@@ -105,6 +107,8 @@ class Cutover:
         )
         for database in (params["redis_service"], params["postgres_service"]):
             project.running_inspect(database)
+        if params.get("pin_database_images") and params.get("state", "upgraded") == "upgraded" and not check_mode:
+            self.tag_running_images(params["pin_database_images"])
         # A rollback needs no plan: it must work even when the database is gone.
         self.snapshot_plan = None
         if params["snapshot"] and params.get("state", "upgraded") == "upgraded" and not check_mode:
@@ -207,15 +211,57 @@ class Cutover:
         )
 
     def set_tag(self, tag: str) -> None:
+        """The hop's tag on the services; with the first hop, the database images' pins (pin_database_images)."""
+        pins = {
+            self.params[part + "_service"]: pin
+            for part, pin in (self.params.get("pin_database_images") or {}).items()
+            if not self.result.get("pinned")
+        }
         change = plan_tag_change(
             compose_files(self.project.project_src, self.project.files, None),
             self.services,
             tag,
             project_dir=self.project.project_src,
+            pins=pins,
         )
         if change.changed:
             commit(change)
             self.project.retag_config(self.services, tag)
+            for service, pin in pins.items():
+                self.project.retag_config([service], pin)
+        if pins:
+            self.result["pinned"] = {service: change.image[service] for service in pins}
+            self.recreate_databases(list(pins))
+
+    def tag_running_images(self, pins: Dict[str, str]) -> None:
+        """Check that the first hop's edit can pin the images, then give each running database's image its pinned
+        tag: the pin names exactly what runs now, and nothing needs pulling during the downtime."""
+        plan_tag_change(
+            compose_files(self.project.project_src, self.project.files, None),
+            self.services,
+            self.hops[0],
+            project_dir=self.project.project_src,
+            pins={self.params[part + "_service"]: pin for part, pin in pins.items()},
+        )
+        for part, pin in pins.items():
+            service = self.params[part + "_service"]
+            running = self.project.running_inspect(service)
+            if not running:
+                raise ComposeError("%s does not run: its image can't be pinned to what runs" % service)
+            image = self.project.services()[service].get("image") or ""
+            pinned = image_with_tag(parse_image(image), pin)
+            self.project.docker_command(
+                ["image", "tag", running["Image"], pinned], what="tagging the image %s runs as %s" % (service, pinned)
+            )
+
+    def recreate_databases(self, services: List[str]) -> None:
+        """Run the pinned databases on their new image names now (compose would recreate them at its next start),
+        and wait until they answer."""
+        self.project.run("up", "--detach", "--no-deps", *services, what="recreating %s" % ", ".join(services))
+        if self.params["postgres_service"] in services:
+            PostgresService(self.project, self.params["postgres_service"]).wait_ready(POSTGRES_READY_SECONDS)
+        if self.params["redis_service"] in services:
+            RedisPersistence(self.project, self.params["redis_service"]).wait_ready()
 
     def hop_migration(self, hop_from: str, hop_to: str) -> StackMigration:
         return StackMigration(

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError
 from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import parse_image
-from ansible_collections.lorawan.tts.plugins.module_utils.editions import stack_edition
+from ansible_collections.lorawan.tts.plugins.module_utils.editions import stack_binary, stack_edition
 from ansible_collections.lorawan.tts.plugins.module_utils.versions import (
     REDIS_SCHEMA_KEYS,
     VersionError,
@@ -47,6 +47,24 @@ def detect_edition(service_config):
     return edition
 
 
+def words(value: Any) -> List[str]:
+    """A compose entrypoint or command as argv: a string is split as a shell would, a list is taken as is."""
+    if not value:
+        return []
+    return shlex.split(value) if isinstance(value, str) else [str(word) for word in value]
+
+
+def config_flags(argv: List[str]) -> List[str]:
+    """The TTS config file flags (-c FILE, --config FILE, --config=FILE) in argv, in order."""
+    flags: List[str] = []
+    for index, word in enumerate(argv):
+        if word in ("-c", "--config") and index + 1 < len(argv):
+            flags += [word, argv[index + 1]]
+        elif word.startswith("--config="):
+            flags.append(word)
+    return flags
+
+
 def output_summary(text):
     """The command's last lines, without the compose CLI's own progress and warning lines."""
     lines = [line.strip() for line in text.splitlines() if line.strip() and not COMPOSE_NOISE.match(line)]
@@ -68,6 +86,7 @@ class StackMigration:
         services = project.require_services([service, redis_service, postgres_service])
         self.stack_config = services[service]
         self.edition = detect_edition(self.stack_config) if edition == "auto" else edition
+        self._entrypoint: Optional[List[str]] = None
         self.check_image_tag()
 
     def check_image_tag(self):
@@ -133,7 +152,7 @@ class StackMigration:
         checked: Dict[str, Any] = {"redis_schema_versions": versions}
         if parse_version(self.to_version) < IS_DB_STATUS_SINCE:
             return checked
-        rc, out, err = self.project.run("run", "--rm", "-T", self.service, "is-db", "status", check=False)
+        rc, out, err = self.run_in_service(["is-db", "status"])
         output = "\n".join(part for part in (out, err) if part)
         fetched = STATUS_FETCHED.search(output)
         if rc != 0 or not fetched:
@@ -163,16 +182,32 @@ class StackMigration:
                 )
             time.sleep(1)
 
-    def entrypoint(self):
-        """The stack service's entrypoint: the compose file's, else its image's."""
-        configured = self.stack_config.get("entrypoint")
-        if configured:
-            return shlex.split(configured) if isinstance(configured, str) else [str(word) for word in configured]
-        out = self.project.docker_command(
-            ["image", "inspect", "--format", "{{json .Config.Entrypoint}}", self.stack_config.get("image", "")],
-            what="reading the entrypoint of the stack image",
-        )
-        return [str(word) for word in json.loads(out.strip() or "null") or []]
+    def entrypoint(self) -> List[str]:
+        """The stack service's entrypoint: the compose file's, else its image's (read once)."""
+        if self._entrypoint is None:
+            self._entrypoint = words(self.stack_config.get("entrypoint"))
+            if not self._entrypoint:
+                out = self.project.docker_command(
+                    ["image", "inspect", "--format", "{{json .Config.Entrypoint}}", self.stack_config.get("image", "")],
+                    what="reading the entrypoint of the stack image",
+                )
+                self._entrypoint = [str(word) for word in json.loads(out.strip() or "null") or []]
+        return self._entrypoint
+
+    def command_prefix(self) -> List[str]:
+        """What a command of the plan needs after the entrypoint, since it replaces the service's command: the
+        binary when there is no entrypoint (TTS's image has none), and the config file flags of the service's
+        command (`entrypoint: ttn-lw-stack`, `command: start all -c /config/ttn-lw-stack.yml`) when the entrypoint
+        has none."""
+        entrypoint = self.entrypoint()
+        prefix = [] if entrypoint else [stack_binary(self.stack_config, self.edition) or "ttn-lw-stack"]
+        if not config_flags(entrypoint):
+            prefix += config_flags(words(self.stack_config.get("command")))
+        return prefix
+
+    def run_in_service(self, argv: List[str]) -> Tuple[int, str, str]:
+        """One command of the stack's binary in a one-off container of the service (compose run --rm)."""
+        return self.project.run("run", "--rm", "-T", self.service, *self.command_prefix(), *argv, check=False)
 
     def start_runner(self):
         """A one-off container of the stack service, idle, for running every command of the hop with docker exec.
@@ -213,14 +248,14 @@ class StackMigration:
         results: List[Dict[str, Any]] = []
         runner = self.start_runner() if len(plan) > 1 else None
         try:
-            entrypoint = self.entrypoint() if runner else None
+            command = [*self.entrypoint(), *self.command_prefix()] if runner else []
             for argv in plan:
                 if runner:
                     rc, out, err = self.project.module.run_command(
-                        [self.project.docker, "exec", runner, *entrypoint, *argv]
+                        [self.project.docker, "exec", runner, *command, *argv]
                     )
                 else:
-                    rc, out, err = self.project.run("run", "--rm", "-T", self.service, *argv, check=False)
+                    rc, out, err = self.run_in_service(argv)
                 output = "\n".join(part for part in (out, err) if part)
                 result = {"argv": argv, "rc": rc, "summary": output_summary(output), "applied": False}
                 results.append(result)

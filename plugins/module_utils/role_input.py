@@ -158,10 +158,32 @@ def at_target(deployment: Dict[str, Any], target: str) -> bool:
     )
 
 
+DATABASES = ("postgres", "redis")
+
+
+def is_true(value: Any) -> bool:
+    return str(value).lower() in ("true", "yes", "on", "1")
+
+
+def database_image_pins(deployment: Dict[str, Any], pin: Any = True) -> Dict[str, str]:
+    """The tag that pins each database image on a moving tag (latest, none) to what runs now: Postgres to its
+    running major, Redis to its running major.minor. Empty when pin is false; an image whose running version is
+    unknown is left out."""
+    if not is_true(pin):
+        return {}
+    images = deployment.get("images") or {}
+    running = {
+        "postgres": str((deployment.get("postgres") or {}).get("major_running") or ""),
+        "redis": ".".join(str((deployment.get("redis") or {}).get("version") or "").split(".")[:2]),
+    }
+    return {name: running[name] for name in DATABASES if (images.get(name) or {}).get("moving_major") and running[name]}
+
+
 def preflight_problems(deployment: Dict[str, Any], plan: Mapping[str, Any]) -> List[str]:
     """What keeps the planned upgrade from starting, each with what to change; an empty list when it can start.
 
-    plan: project_dir, target, edition, from (the running or configured version), hops, allow_moving_postgres_tag.
+    plan: project_dir, target, edition, from (the running or configured version), hops, allow_moving_postgres_tag,
+    pin_database_images.
     """
     project_dir = plan.get("project_dir")
     problems = []
@@ -185,15 +207,28 @@ def preflight_problems(deployment: Dict[str, Any], plan: Mapping[str, Any]) -> L
         )
     postgres = deployment.get("postgres") or {}
     images = deployment.get("images") or {}
-    moving = [
-        str(images[name].get("image")) for name in ("postgres", "redis") if (images.get(name) or {}).get("moving_major")
-    ]
-    if moving and str(plan.get("allow_moving_postgres_tag", False)).lower() != "true":
+    moving = [name for name in DATABASES if (images.get(name) or {}).get("moving_major")]
+    if moving and is_true(plan.get("pin_database_images")):
+        pins = database_image_pins(deployment, True)
+        problems += [
+            "The %s image %s can't be pinned to what runs: the %s service does not run, so its version is unknown. "
+            "Start it, or set its tag by hand." % (name, images[name].get("image"), name)
+            for name in moving
+            if name not in pins
+        ]
+    elif moving and not is_true(plan.get("allow_moving_postgres_tag")):
+        names = [str(images[name].get("image")) for name in moving]
         problems.append(
             "%s %s on a tag without a major version: a pull can move it to another major version, whose server can't "
-            "open the data directory (lorawan-stack issue 7742). Pin a version tag of the major the data was written "
-            "with (Postgres %s), or set tts_allow_moving_postgres_tag=true."
-            % (", ".join(moving), "is" if len(moving) == 1 else "are", postgres.get("major_data_dir") or "?")
+            "open the data directory (lorawan-stack issue 7742). Set tts_pin_database_images=true to pin %s to what "
+            "runs now in the same edit as the stack's tag, pin a version tag of the major the data was written with "
+            "(Postgres %s) by hand, or set tts_allow_moving_postgres_tag=true."
+            % (
+                ", ".join(names),
+                "is" if len(names) == 1 else "are",
+                "it" if len(names) == 1 else "them",
+                postgres.get("major_data_dir") or "?",
+            )
         )
     data_major, image_major = postgres.get("major_data_dir"), postgres.get("major_image")
     if data_major is not None and image_major is not None and str(data_major) != str(image_major):

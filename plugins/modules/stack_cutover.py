@@ -111,6 +111,17 @@ options:
     type: list
     elements: dict
     default: []
+  pin_database_images:
+    description:
+      - Tags to give the Postgres and Redis images (keys C(postgres), C(redis)) in the same edit as the first hop's
+        stack tag, for images on a moving tag such as C(latest) (see
+        RV(lorawan.tts.stack_info#module:tts.images)). The module recreates those services on the pinned images
+        right after the edit, while the stack is stopped, and waits until they answer; a rollback puts the old
+        compose file back and its images with it.
+      - The role C(lorawan.tts.upgrade) sets it with O(ignore:tts_pin_database_images=true) to the running Postgres
+        major and Redis major.minor.
+    type: dict
+    default: {}
   journal:
     description:
       - The run's journal (see M(lorawan.tts.upgrade_journal)), opened by C(run) (its id). The module writes into it
@@ -186,6 +197,11 @@ capture:
   description: What the capture did, per part (C(postgres), C(redis), C(files)), with the seconds each took.
   returned: always
   type: dict
+pinned:
+  description: The database services whose image O(pin_database_images) pinned, with their new images.
+  returned: when O(pin_database_images) pinned an image
+  type: dict
+  sample: {"postgres": "postgres:15", "redis": "redis:7.0"}
 migrations:
   description: Per hop, the commands run and those that applied something.
   returned: always
@@ -242,6 +258,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
     ComposeProject,
     fail_on_compose_error,
 )
+from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import ComposeFileError
 from ansible_collections.lorawan.tts.plugins.module_utils.cutover import Cutover, CutoverError
 from ansible_collections.lorawan.tts.plugins.module_utils.journal import JournalError
 
@@ -282,6 +299,7 @@ def main():
         health_password=dict(type="str", no_log=True),
         health_timeout=dict(type="int", default=300),
         unchanged_files=dict(type="list", elements="dict", default=[]),
+        pin_database_images=dict(type="dict", default={}),
         journal=dict(type="dict"),
         rollback=dict(type="bool", default=True),
         state=dict(type="str", choices=["upgraded", "rolled_back"], default="upgraded"),
@@ -290,10 +308,15 @@ def main():
     params = module.params
     if not params["hops"]:
         module.fail_json(msg="hops is empty: give the versions to pass through, the target last")
+    unknown = sorted(set(params["pin_database_images"]) - {"postgres", "redis"})
+    if unknown:
+        module.fail_json(msg="pin_database_images takes postgres and redis, not %s" % ", ".join(unknown))
     try:
         cutover = Cutover(ComposeProject.from_params(module), params, module.check_mode)
     except ComposeError as error:
         fail_on_compose_error(module, error)
+    except ComposeFileError as error:
+        module.fail_json(msg=str(error))
     try:
         result = cutover.upgrade() if params["state"] == "upgraded" else cutover.roll_back_upgraded()
     except JournalError as error:

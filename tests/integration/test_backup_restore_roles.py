@@ -13,11 +13,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from ttssandbox.fingerprint import DATA_SECTIONS
 
 from .conftest import Deployment
 
 VERSION = "3.31.1"
-SECTIONS = ("postgres", "redis", "blob")
 NAME = re.compile(r"^\d{8}T\d{6}Z_[A-Za-z0-9._-]+$")
 
 
@@ -51,7 +51,7 @@ def sha256(path: Path) -> str:
 
 
 def data(fingerprint: dict) -> dict:
-    return {section: fingerprint[section] for section in SECTIONS}
+    return {section: fingerprint[section] for section in DATA_SECTIONS}
 
 
 def write_more_data(deployment: Deployment) -> None:

@@ -156,3 +156,4 @@ def test_upgrade_with_the_modules_then_restore(deploy, run_playbook, tmp_path, e
     assert restored["postgres"] == before["postgres"]
     assert restored["redis"] == before["redis"]
     assert restored["blob"] == before["blob"]
+    assert restored["acme"] == before["acme"]

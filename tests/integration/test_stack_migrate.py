@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from ttssandbox.deployment import wait_healthy
 from ttssandbox.fingerprint import data_differences
 
@@ -164,3 +165,64 @@ def test_multi_hop_upgrade_through_the_gates_keeps_the_data(deploy, run_playbook
     after = deployment.fingerprint()
     assert after["stack_version"] == "3.32.2"
     assert data_differences(before, after) == []
+
+
+@pytest.mark.parametrize(
+    ("entrypoint", "command"),
+    [
+        ("entrypoint: ttn-lw-stack\n", "command: start all -c /config/ttn-lw-stack-docker.yml\n"),
+        # The image has no ENTRYPOINT (as TTS's): the command names the binary.
+        ("", "command: ttn-lw-stack -c /config/ttn-lw-stack-docker.yml start\n"),
+    ],
+    ids=["entrypoint-binary", "no-entrypoint"],
+)
+def test_an_upgrade_carries_the_config_file_flag_of_the_stack_command(
+    deploy, run_playbook, tmp_path, entrypoint: str, command: str
+) -> None:
+    """Layouts real files use, with the database URI only in the config file: `entrypoint: ttn-lw-stack` and
+    `command: start all -c FILE`, or no entrypoint. A migration command replaces the service's command, so it must
+    carry the binary and `-c FILE` itself."""
+    deployment = deploy("3.31.1")
+    compose_file = deployment.dir / "docker-compose.yml"
+    text = compose_file.read_text()
+    for old, new in (
+        ("    entrypoint: ttn-lw-stack -c /config/ttn-lw-stack-docker.yml\n", entrypoint and "    " + entrypoint),
+        ("    command: start\n", "    " + command),
+        ("      TTN_LW_IS_DATABASE_URI: postgres://root:root@postgres:5432/ttn_lorawan?sslmode=disable\n", ""),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    compose_file.write_text(text)
+    config = deployment.dir / "config" / "stack" / "ttn-lw-stack-docker.yml"
+    config.write_text(
+        config.read_text().replace(
+            "is:\n", 'is:\n  database-uri: "postgres://root:root@postgres:5432/ttn_lorawan?sslmode=disable"\n', 1
+        )
+    )
+    assert deployment.compose("up", "--detach", "stack").returncode == 0
+    wait_healthy(deployment.dir)
+    applied = int(deployment.sql("SELECT count(*) FROM bun_migrations"))
+
+    run = run_playbook(
+        f"""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: upgrade
+      ansible.builtin.include_role:
+        name: lorawan.tts.upgrade
+      vars:
+        tts_project_dir: {deployment.dir}
+        tts_backup_dir: {tmp_path / "backups"}
+        tts_target_version: "3.32.2"
+    - name: report
+      ansible.builtin.debug:
+        var: tts_upgrade
+"""
+    )
+    assert run.rc == 0, run.stderr
+    report = run.result("report")["tts_upgrade"]
+    assert report["result"] == "upgraded", report
+    assert report["migrations"][0]["applied"] == ["is-db migrate"]
+    assert int(deployment.sql("SELECT count(*) FROM bun_migrations")) > applied
+    assert deployment.fingerprint()["stack_version"] == "3.32.2"

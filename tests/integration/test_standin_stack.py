@@ -22,11 +22,35 @@ JS_KEY = "ttn:v3:js:keys:schema-version"
 @pytest.mark.parametrize("tag", STACK_TAGS)
 def test_version_prints_the_tag_in_tts_format(edition: str, tag: str) -> None:
     spec = EDITIONS[edition]
-    result = run(["docker", "run", "--rm", f"{REGISTRY}/{spec['repository']}:{tag}", "version"])
+    result = run(["docker", "run", "--rm", f"{REGISTRY}/{spec['repository']}:{tag}", spec["binary"], "version"])
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].endswith(f": {spec['binary']}")
     assert f"{'Version:':<20} {tag}" in lines
+
+
+@pytest.mark.parametrize("edition", sorted(EDITIONS))
+def test_the_image_is_shaped_as_tts_s(edition: str) -> None:
+    """No ENTRYPOINT or CMD (the compose file gives both), uid 886, a health check every minute."""
+    image = f"{REGISTRY}/{EDITIONS[edition]['repository']}:3.31.1"
+    result = run(["docker", "image", "inspect", "--format", "{{json .Config}}", image])
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert (config.get("Entrypoint"), config.get("Cmd")) == (None, None)
+    assert config["User"] == "886:886"
+    assert config["Healthcheck"]["Interval"] == 60 * 10**9
+    bare = run(["docker", "run", "--rm", image])
+    assert bare.returncode != 0
+
+
+def test_what_the_stack_wrote_belongs_to_uid_886(deploy) -> None:
+    deployment = deploy("3.31.1")
+    for directory in ("blob", "acme"):
+        owners = {(path.stat().st_uid, path.stat().st_gid) for path in (deployment.dir / directory).rglob("*")}
+        assert owners == {(886, 886)}, directory
+    assert {oct(path.stat().st_mode & 0o777) for path in (deployment.dir / "acme").iterdir()} == {"0o600"}
+    result = deployment.compose("exec", "-T", "stack", "id", "-u")
+    assert result.stdout.strip() == "886"
 
 
 def test_binary_is_on_path_in_the_running_stack(deploy) -> None:
@@ -179,7 +203,7 @@ def test_3_30_9_falls_into_the_bun_trap(deploy) -> None:
 )
 def test_exit_codes_are_ttss(version: str, argv: list[str], code: int, says: str) -> None:
     image = f"{REGISTRY}/{EDITIONS['open-source']['repository']}:{version}"
-    result = run(["docker", "run", "--rm", image, *argv])
+    result = run(["docker", "run", "--rm", image, "ttn-lw-stack", *argv])
     assert result.returncode == code, result.stdout + result.stderr
     assert says in result.stdout + result.stderr
 
@@ -265,12 +289,12 @@ def test_3_98_1_migrates_and_starts_but_is_never_healthy(deploy) -> None:
 
 def test_enterprise_dcs_db_is_gone_from_3_26_and_prints_help() -> None:
     repository = EDITIONS["enterprise"]["repository"]
-    removed = run(["docker", "run", "--rm", f"{REGISTRY}/{repository}:3.26.0", "dcs-db", "migrate"])
+    removed = run(["docker", "run", "--rm", f"{REGISTRY}/{repository}:3.26.0", "tti-lw-stack", "dcs-db", "migrate"])
     # The command group stays, its migrate is gone: cobra prints the group's help and exits 2.
     assert removed.returncode == 2
     assert removed.stdout.startswith("Usage:\n  tti-lw-stack dcs-db [command]")
     assert "migrate" not in removed.stdout
-    still_there = run(["docker", "run", "--rm", f"{REGISTRY}/{repository}:3.25.0", "help"])
+    still_there = run(["docker", "run", "--rm", f"{REGISTRY}/{repository}:3.25.0", "tti-lw-stack", "help"])
     assert "  dcs-db\n" in still_there.stdout
 
 

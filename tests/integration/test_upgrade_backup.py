@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .conftest import sandbox
+from ttssandbox.fingerprint import DATA_SECTIONS
 
-SECTIONS = ("postgres", "redis", "blob")
+from .conftest import sandbox
 
 
 def role_playbook(role: str, variables: dict) -> str:
@@ -50,7 +50,7 @@ def test_the_upgrade_backup_restores_into_a_fresh_deployment(deploy, run_playboo
     run = run_playbook(role_playbook("restore", {"tts_project_dir": str(fresh.dir), "tts_restore_from": str(backup)}))
     assert run.rc == 0, run.stderr
     after = fresh.fingerprint()
-    for section in SECTIONS:
+    for section in DATA_SECTIONS:
         assert after[section] == before[section], section
     assert after["stack_version"] == "3.31.1"
     assert fresh.healthz() == 200

@@ -64,8 +64,8 @@ def test_seeds_are_deterministic_and_sized() -> None:
     assert "O'Brien" not in postgres_sql("small")
 
 
-def fingerprint(tables: dict, keys: dict, blobs: dict) -> dict:
-    return {"postgres": tables, "redis": keys, "blob": blobs}
+def fingerprint(tables: dict, keys: dict, blobs: dict, acme: dict | None = None) -> dict:
+    return {"postgres": tables, "redis": keys, "blob": blobs, "acme": acme or {"localhost": "k 886:886 0600"}}
 
 
 def test_data_differences_allow_only_schema_bookkeeping_and_empty_new_tables() -> None:
@@ -89,12 +89,14 @@ def test_data_differences_allow_only_schema_bookkeeping_and_empty_new_tables() -
         {"public.bun_migrations": {"rows": 4, "md5": "n"}, "public.filled": {"rows": 1, "md5": "x"}},
         {"ttn:v3:ns:devices:uid:x": "string:2"},
         {},
+        {"localhost": "k 0:0 0644"},
     )
     assert data_differences(before, damaged) == [
         "postgres public.users: missing",
         "postgres public.filled: appeared",
         "redis ttn:v3:ns:devices:uid:x: changed",
         "blob p.png: missing",
+        "acme localhost: changed",
     ]
 
 
@@ -225,3 +227,14 @@ def test_stack_images_check_health_as_the_real_image_does() -> None:
     assert "ENV TTN_LW_HEALTHCHECK_URL=http://localhost:1885/healthz/live\n" in urls["3.23.1"]
     assert "ENV TTN_LW_HEALTHCHECK_URL=http://localhost:1885/healthz\n" in urls["3.24.2"]
     assert "ENV LORAWAN_STACK_VERSION=3.36.0\n" in urls["latest"]
+
+
+def test_stack_images_have_no_entrypoint_and_run_as_uid_886_and_databases_have_latest() -> None:
+    plan = image_plan({"bookworm": "base:bookworm", "bullseye": "base:bullseye"})
+    dockerfiles = {name: dockerfile for name, dockerfile, _context in plan}
+    for binary in ("ttn-lw-stack", "tti-lw-stack"):
+        dockerfile = dockerfiles[f"lorawan-tts-sandbox/stack-{binary}:latest"]
+        assert "ENTRYPOINT" not in dockerfile and "CMD [" not in dockerfile
+        assert dockerfile.endswith("USER 886:886\n")
+    assert dockerfiles["localhost:5000/library/postgres:latest"] == dockerfiles["localhost:5000/library/postgres:15"]
+    assert dockerfiles["localhost:5000/library/redis:latest"] == dockerfiles["localhost:5000/library/redis:7"]

@@ -29,7 +29,13 @@ from .common import (
 )
 from .host import docker_answers, registry_answers
 from .seed import SEED_SIZES, postgres_sql, redis_commands, write_pictures
-from .sizes import POSTGRES_DEVICES_PER_APPLICATION, RedisExtra, postgres_padding_sql, write_extra_blob_files
+from .sizes import (
+    POSTGRES_DEVICES_PER_APPLICATION,
+    RedisExtra,
+    give_to_stack,
+    postgres_padding_sql,
+    write_extra_blob_files,
+)
 
 __all__ = ["SEED_SIZES", "deploy", "healthz_port", "stack_health_path", "teardown", "teardown_all"]
 
@@ -230,8 +236,20 @@ def lay_out(directory: Path, edition: str, values: dict[str, str], offset: int, 
     config.mkdir(parents=True)
     config_template = (TEMPLATES_DIR / "config" / "stack" / "ttn-lw-stack-docker.yml.tmpl").read_text()
     (config / "ttn-lw-stack-docker.yml").write_text(render(config_template, values, offset))
-    (directory / "acme").mkdir()
+    write_acme_cache(directory / "acme")
     write_pictures(directory / "blob", seed)
+    # The stack (uid 886) wrote these: a backup and a restore must keep their owner and mode.
+    give_to_stack(directory / "acme")
+    give_to_stack(directory / "blob")
+
+
+def write_acme_cache(acme: Path) -> None:
+    """What Let's Encrypt's client keeps in acme/: an account key and a certificate per host name, 0600."""
+    acme.mkdir()
+    for name in ("acme_account+key", "localhost"):
+        path = acme / name
+        path.write_text(f"-----BEGIN SANDBOX PEM-----\n{hashlib.sha256(name.encode()).hexdigest()}\n")
+        path.chmod(0o600)
 
 
 def start_and_seed(directory: Path, version: str, edition: str, seed: str) -> None:

@@ -96,13 +96,17 @@ def redis_keys(directory: Path) -> dict[str, str]:
     return checksums
 
 
-def blob_files(directory: Path) -> dict[str, str]:
-    blob = directory / "blob"
-    return {
-        str(path.relative_to(blob)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(blob.rglob("*"))
-        if path.is_file()
-    }
+def files(root: Path) -> dict[str, str]:
+    """Each file under root: its sha256, owner and mode (a restore must keep all three)."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            status = path.stat()
+            found[str(path.relative_to(root))] = (
+                f"{hashlib.sha256(path.read_bytes()).hexdigest()} {status.st_uid}:{status.st_gid} "
+                f"{status.st_mode & 0o7777:04o}"
+            )
+    return found
 
 
 def images(directory: Path) -> dict[str, str]:
@@ -126,7 +130,8 @@ def fingerprint(directory: Path) -> dict:
     with ThreadPoolExecutor(max_workers=3) as pool:
         postgres = pool.submit(postgres_tables, directory)
         redis = pool.submit(redis_keys, directory)
-        blob = pool.submit(blob_files, directory)
+        blob = pool.submit(files, directory / "blob")
+        acme = pool.submit(files, directory / "acme")
         return {
             "dir": str(directory),
             "edition": edition_of(directory),
@@ -135,7 +140,11 @@ def fingerprint(directory: Path) -> dict:
             "postgres": postgres.result(),
             "redis": redis.result(),
             "blob": blob.result(),
+            "acme": acme.result(),
         }
+
+
+DATA_SECTIONS = ("postgres", "redis", "blob", "acme")
 
 
 def is_schema_bookkeeping(name: str) -> bool:
@@ -145,7 +154,7 @@ def is_schema_bookkeeping(name: str) -> bool:
 def data_differences(before: dict, after: dict) -> list[str]:
     """What an upgrade must not change, changed: empty when every byte of data was kept."""
     differences = []
-    for section in ("postgres", "redis", "blob"):
+    for section in DATA_SECTIONS:
         for name, value in before[section].items():
             if is_schema_bookkeeping(name):
                 continue
@@ -177,7 +186,7 @@ def compare(before_path: Path, after_path: Path) -> tuple[str, bool]:
         f"stack version: {before['stack_version']} -> {after['stack_version']}",
         f"images: {', '.join(f'{name}={image}' for name, image in sorted(after['images'].items()))}",
         f"checked: {len(before['postgres'])} tables ({rows} rows), {len(before['redis'])} Redis keys, "
-        f"{len(before['blob'])} blob files",
+        f"{len(before['blob'])} blob files, {len(before['acme'])} acme files",
     ]
     lines += [f"LOST: {difference}" for difference in differences] or ["data: every table, key and file kept"]
     return "\n".join(lines), not differences

@@ -241,6 +241,8 @@ def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
             'ENTRYPOINT ["docker-entrypoint"]\nCMD ["postgres"]\n'
         )
         plan.append((f"{REGISTRY}/library/postgres:{major}", dockerfile, IMAGES_DIR / "postgres"))
+        if major == "15":  # the docs' compose file runs postgres:latest
+            plan.append((f"{REGISTRY}/library/postgres:latest", dockerfile, IMAGES_DIR / "postgres"))
         plan.append((f"{REGISTRY}/timescale/timescaledb:latest-pg{major}", dockerfile, IMAGES_DIR / "postgres"))
     for major, base in (("7", bookworm), ("6", bullseye)):
         dockerfile = (
@@ -250,13 +252,16 @@ def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
             'ENTRYPOINT ["docker-entrypoint"]\nCMD ["redis-server"]\n'
         )
         plan.append((f"{REGISTRY}/library/redis:{major}", dockerfile, IMAGES_DIR / "redis"))
+        if major == "7":  # the docs' compose file runs redis:latest
+            plan.append((f"{REGISTRY}/library/redis:latest", dockerfile, IMAGES_DIR / "redis"))
     common = "lorawan-tts-sandbox/stack-common:latest"
     plan.append(
         (
             common,
             f"FROM {bookworm}\n"
             "COPY lorawan_stack_standin.py lorawan-stack /usr/local/lib/lorawan-stack/\n"
-            "RUN mkdir -p /srv/ttn-lorawan/public/blob /var/lib/acme /config\n",
+            "RUN mkdir -p /srv/ttn-lorawan/public/blob /var/lib/acme /config"
+            " && chown 886:886 /srv/ttn-lorawan/public/blob /var/lib/acme\n",
             stack_dir,
         )
     )
@@ -271,7 +276,8 @@ def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
                 "EXPOSE 1700/udp 1881 1882 1883 1884 1885 1887 8881 8882 8883 8884 8885 8887\n"
                 # As the real image: every minute, so Docker says "starting" for the first minute.
                 "HEALTHCHECK --interval=1m --timeout=5s CMD curl -f $TTN_LW_HEALTHCHECK_URL || exit 1\n"
-                f'ENTRYPOINT ["{binary}"]\nCMD ["start"]\n',
+                # As the real image: no ENTRYPOINT or CMD (the compose file names the binary), uid 886.
+                "USER 886:886\n",
                 stack_dir,
             )
         )

@@ -63,6 +63,14 @@ def extra_blob_paths(count: int) -> Iterator[str]:
         yield f"end_device_pictures/fleet-{application}/sensor-{sensor}/picture-{n % PICTURES_PER_DEVICE + 1}.png"
 
 
+def give_to_stack(root: Path) -> None:
+    """root and everything under it owned by the stack's uid, as what the stack writes is (when run as root)."""
+    if os.geteuid() != 0:
+        return
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, STACK_UID, STACK_UID)
+
+
 def write_extra_blob_files(blob: Path, count: int) -> int:
     """Write the files; return their total size. Owned by the stack's uid when run as root."""
     chown = os.geteuid() == 0

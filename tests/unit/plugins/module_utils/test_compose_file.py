@@ -300,6 +300,27 @@ def test_refusals(tmp_path: Path, text: str, options: dict, message: str):
     assert compose_file.read_bytes() == text.encode()
 
 
+def test_pins_set_each_database_service_s_own_tag_in_the_same_change(tmp_path: Path):
+    text = (
+        "services:\n  postgres:\n    image: postgres:latest  # the docs' file\n  redis:\n    image: redis\n"
+        "  stack:\n    image: thethingsnetwork/lorawan-stack:latest\n"
+    )
+    compose_file = write(tmp_path / "docker-compose.yml", text)
+    change = cf.plan_tag_change([str(compose_file)], ["stack"], "3.32.0", pins={"postgres": "15", "redis": "7.0"})
+    assert change.after(str(compose_file)) == (
+        "services:\n  postgres:\n    image: postgres:15  # the docs' file\n  redis:\n    image: redis:7.0\n"
+        "  stack:\n    image: thethingsnetwork/lorawan-stack:3.32.0\n"
+    )
+    assert change.image == {
+        "stack": "thethingsnetwork/lorawan-stack:3.32.0",
+        "postgres": "postgres:15",
+        "redis": "redis:7.0",
+    }
+    with pytest.raises(ComposeFileError, match="not a valid Docker image tag"):
+        cf.plan_tag_change([str(compose_file)], ["stack"], "3.32.0", pins={"postgres": "15; rm -rf /"})
+    assert compose_file.read_text() == text
+
+
 def test_non_utf8_file_is_refused(tmp_path: Path):
     compose_file = tmp_path / "docker-compose.yml"
     compose_file.write_bytes(b"# caf\xe9\nservices:\n  stack:\n    image: x:1\n")

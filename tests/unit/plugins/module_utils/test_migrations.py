@@ -8,8 +8,10 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose import Compose
 from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import parse_image
 from ansible_collections.lorawan.tts.plugins.module_utils.migrations import (
     StackMigration,
+    config_flags,
     detect_edition,
     output_summary,
+    words,
 )
 from ansible_collections.lorawan.tts.plugins.module_utils.versions import VersionError
 
@@ -37,6 +39,21 @@ def test_edition_from_entrypoint_then_image() -> None:
     assert detect_edition({"image": "registry:5000/thethingsindustries/lorawan-stack:3.32.0"}) == "enterprise"
     with pytest.raises(VersionError, match="set edition"):
         detect_edition({"image": "example/lorawan-stack:3.32.0"})
+
+
+@pytest.mark.parametrize(
+    ("command", "flags"),
+    [
+        ("start", []),
+        ("start all -c /config/ttn-lw-stack.yml", ["-c", "/config/ttn-lw-stack.yml"]),
+        (["start", "--config", "/a.yml", "-c", "/b.yml"], ["--config", "/a.yml", "-c", "/b.yml"]),
+        ("start --config=/config/x.yml", ["--config=/config/x.yml"]),
+        ("start -c", []),
+        (None, []),
+    ],
+)
+def test_config_flags_of_a_compose_command(command: object, flags: list[str]) -> None:
+    assert config_flags(words(command)) == flags
 
 
 def test_output_summary_drops_compose_progress_lines() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
     at_target,
+    database_image_pins,
     edition_problem,
     preflight_problems,
     rollout_problems,
@@ -166,6 +167,28 @@ def test_preflight_refuses_what_keeps_the_upgrade_from_starting(deployment: dict
     problems = preflight_problems(dict(DEPLOYMENT, **deployment), dict(PLAN, **plan))
     assert len(problems) == 1
     assert expected in problems[0]
+
+
+def test_moving_database_tags_are_pinned_to_what_runs_when_asked() -> None:
+    moving = dict(
+        DEPLOYMENT,
+        images={
+            "postgres": {"image": "postgres:latest", "moving_major": True},
+            "redis": {"image": "redis", "moving_major": True},
+        },
+        postgres={"major_data_dir": "15", "major_image": None, "major_running": "15"},
+        redis={"version": "7.0.15"},
+    )
+    assert "tts_pin_database_images=true" in preflight_problems(moving, PLAN)[0]
+    assert preflight_problems(moving, dict(PLAN, pin_database_images=True)) == []
+    assert database_image_pins(moving) == {"postgres": "15", "redis": "7.0"}
+    assert database_image_pins(moving, "false") == {}
+    assert database_image_pins(DEPLOYMENT) == {}
+    redis_down = dict(moving, redis={"version": None})
+    assert database_image_pins(redis_down) == {"postgres": "15"}
+    problems = preflight_problems(redis_down, dict(PLAN, pin_database_images="true"))
+    assert len(problems) == 1
+    assert "The redis image redis can't be pinned to what runs: the redis service does not run" in problems[0]
 
 
 def test_a_moving_tag_can_be_allowed_and_every_problem_is_reported_at_once() -> None:
