@@ -9,7 +9,6 @@ fleet() does the same on several deployments at once: how far the machine itself
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from pathlib import Path
 from .commands import BenchError, Completed, run
 from .config import FLOOR_MIGRATIONS, FROM_VERSION, TARGET_VERSION
 from .health import Sample, is_up, probe
-from .machine import busy_core_seconds
+from .machine import busy_core_seconds, busy_since
 from .observe import observe
 from .sandbox import Deployment
 
@@ -147,14 +146,12 @@ def fleet(deployments: list[Deployment], work: Path, logs: Path) -> dict[str, ob
             except BenchError as error:
                 problems.append(f"{name}: {error}")
     wall = time.monotonic() - begin
-    busy_after = busy_core_seconds()
-    busy = None if busy_before is None or busy_after is None else busy_after - busy_before
+    busy = busy_since(busy_before, wall)
     return {
         "hosts": count,
         "ok": not problems,
         "problems": problems,
         "wall_seconds": round(wall, 3),
-        "machine_busy_core_seconds": None if busy is None else round(busy, 1),
-        "machine_busy_percent": None if busy is None else round(100 * busy / wall / (os.cpu_count() or 1)),
+        **busy,
         "downtime_seconds": {name: record["downtime_seconds"] for name, record in records.items()},
     }

@@ -68,3 +68,14 @@ def pretty_os() -> str:
     except OSError:
         pass
     return platform.system()
+
+
+def busy_since(before: float | None, seconds: float) -> dict[str, object]:
+    """How busy the machine was since busy_core_seconds() gave `before`, over `seconds` of wall time: its busy
+    core-seconds and the share of all its cores (None where /proc/stat does not tell)."""
+    after = busy_core_seconds()
+    busy = None if before is None or after is None else after - before
+    return {
+        "machine_busy_core_seconds": None if busy is None else round(busy, 1),
+        "machine_busy_percent": None if busy is None else round(100 * busy / seconds / (os.cpu_count() or 1)),
+    }

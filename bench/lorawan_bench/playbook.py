@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .commands import Completed, run
 from .config import CALLBACK_DIR, FAILING_VERSION, FROM_VERSION, ROOT, TARGET_VERSION, VENV_BIN
-from .machine import busy_core_seconds
+from .machine import busy_core_seconds, busy_since
 from .observe import Observed, observe
 from .phases import clipped, durations, intervals, playbook_marks
 from .sandbox import Deployment
@@ -185,9 +185,8 @@ def fleet(ansible: Ansible, deployments: list[Deployment]) -> dict[str, object]:
     (completed, _timeline), observed = observe(
         deployments, lambda: ansible.playbook(name, inventory, forks=count, extra_vars=extra), TARGET_VERSION
     )
-    busy_after = busy_core_seconds()
     # On a machine with few cores a fleet's wall time is bound by CPU: these say how close to that bound it ran.
-    busy = None if busy_before is None or busy_after is None else busy_after - busy_before
+    busy = busy_since(busy_before, completed.seconds)
     reports = {item.name: ansible.report(item).get("result") for item in deployments}
     downtimes = {name: observed.downtime[name].seconds for name in observed.downtime}
     problems = []
@@ -199,8 +198,7 @@ def fleet(ansible: Ansible, deployments: list[Deployment]) -> dict[str, object]:
         "problems": problems,
         "returncode": completed.returncode,
         "wall_seconds": round(completed.seconds, 3),
-        "machine_busy_core_seconds": None if busy is None else round(busy, 1),
-        "machine_busy_percent": None if busy is None else round(100 * busy / completed.seconds / (os.cpu_count() or 1)),
+        **busy,
         "downtime_seconds": {key: None if value is None else round(value, 3) for key, value in downtimes.items()},
         "report_results": reports,
         "recap": parse_recap(completed.stdout),

@@ -107,8 +107,12 @@ class Cutover:
         )
         for database in (params["redis_service"], params["postgres_service"]):
             project.running_inspect(database)
-        if params.get("pin_database_images") and params.get("state", "upgraded") == "upgraded" and not check_mode:
-            self.tag_running_images(params["pin_database_images"])
+        # service -> tag, for the first hop's edit (pin_database_images)
+        self.pins: Dict[str, str] = {
+            params[part + "_service"]: pin for part, pin in (params.get("pin_database_images") or {}).items()
+        }
+        if self.pins and params.get("state", "upgraded") == "upgraded" and not check_mode:
+            self.tag_running_images()
         # A rollback needs no plan: it must work even when the database is gone.
         self.snapshot_plan = None
         if params["snapshot"] and params.get("state", "upgraded") == "upgraded" and not check_mode:
@@ -212,11 +216,7 @@ class Cutover:
 
     def set_tag(self, tag: str) -> None:
         """The hop's tag on the services; with the first hop, the database images' pins (pin_database_images)."""
-        pins = {
-            self.params[part + "_service"]: pin
-            for part, pin in (self.params.get("pin_database_images") or {}).items()
-            if not self.result.get("pinned")
-        }
+        pins = {} if self.result.get("pinned") else self.pins
         change = plan_tag_change(
             compose_files(self.project.project_src, self.project.files, None),
             self.services,
@@ -233,7 +233,7 @@ class Cutover:
             self.result["pinned"] = {service: change.image[service] for service in pins}
             self.recreate_databases(list(pins))
 
-    def tag_running_images(self, pins: Dict[str, str]) -> None:
+    def tag_running_images(self) -> None:
         """Check that the first hop's edit can pin the images, then give each running database's image its pinned
         tag: the pin names exactly what runs now, and nothing needs pulling during the downtime."""
         plan_tag_change(
@@ -241,10 +241,9 @@ class Cutover:
             self.services,
             self.hops[0],
             project_dir=self.project.project_src,
-            pins={self.params[part + "_service"]: pin for part, pin in pins.items()},
+            pins=self.pins,
         )
-        for part, pin in pins.items():
-            service = self.params[part + "_service"]
+        for service, pin in self.pins.items():
             running = self.project.running_inspect(service)
             if not running:
                 raise ComposeError("%s does not run: its image can't be pinned to what runs" % service)

@@ -11,6 +11,7 @@ import os
 import re
 from typing import Any, Dict, List, Mapping, Optional
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.lorawan.tts.plugins.module_utils.versions import (
     NEWEST_RELEASE,
     VersionError,
@@ -161,15 +162,11 @@ def at_target(deployment: Dict[str, Any], target: str) -> bool:
 DATABASES = ("postgres", "redis")
 
 
-def is_true(value: Any) -> bool:
-    return str(value).lower() in ("true", "yes", "on", "1")
-
-
 def database_image_pins(deployment: Dict[str, Any], pin: Any = True) -> Dict[str, str]:
     """The tag that pins each database image on a moving tag (latest, none) to what runs now: Postgres to its
     running major, Redis to its running major.minor. Empty when pin is false; an image whose running version is
     unknown is left out."""
-    if not is_true(pin):
+    if not boolean(pin, strict=False):
         return {}
     images = deployment.get("images") or {}
     running = {
@@ -208,7 +205,7 @@ def preflight_problems(deployment: Dict[str, Any], plan: Mapping[str, Any]) -> L
     postgres = deployment.get("postgres") or {}
     images = deployment.get("images") or {}
     moving = [name for name in DATABASES if (images.get(name) or {}).get("moving_major")]
-    if moving and is_true(plan.get("pin_database_images")):
+    if moving and boolean(plan.get("pin_database_images"), strict=False):
         pins = database_image_pins(deployment, True)
         problems += [
             "The %s image %s can't be pinned to what runs: the %s service does not run, so its version is unknown. "
@@ -216,7 +213,7 @@ def preflight_problems(deployment: Dict[str, Any], plan: Mapping[str, Any]) -> L
             for name in moving
             if name not in pins
         ]
-    elif moving and not is_true(plan.get("allow_moving_postgres_tag")):
+    elif moving and not boolean(plan.get("allow_moving_postgres_tag"), strict=False):
         names = [str(images[name].get("image")) for name in moving]
         problems.append(
             "%s %s on a tag without a major version: a pull can move it to another major version, whose server can't "

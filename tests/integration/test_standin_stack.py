@@ -29,13 +29,17 @@ def test_version_prints_the_tag_in_tts_format(edition: str, tag: str) -> None:
     assert f"{'Version:':<20} {tag}" in lines
 
 
+def image_config(image: str) -> dict:
+    inspected = run(["docker", "image", "inspect", "--format", "{{json .Config}}", image])
+    assert inspected.returncode == 0, inspected.stderr
+    return json.loads(inspected.stdout)
+
+
 @pytest.mark.parametrize("edition", sorted(EDITIONS))
 def test_the_image_is_shaped_as_tts_s(edition: str) -> None:
     """No ENTRYPOINT or CMD (the compose file gives both), uid 886, a health check every minute."""
     image = f"{REGISTRY}/{EDITIONS[edition]['repository']}:3.31.1"
-    result = run(["docker", "image", "inspect", "--format", "{{json .Config}}", image])
-    assert result.returncode == 0, result.stderr
-    config = json.loads(result.stdout)
+    config = image_config(image)
     assert (config.get("Entrypoint"), config.get("Cmd")) == (None, None)
     assert config["User"] == "886:886"
     assert config["Healthcheck"]["Interval"] == 60 * 10**9
@@ -247,10 +251,7 @@ def run_image_health_check(container: str) -> int:
 
 @pytest.mark.parametrize("edition", sorted(EDITIONS))
 def test_images_check_health_every_minute_like_tts(edition: str) -> None:
-    image = f"{REGISTRY}/{EDITIONS[edition]['repository']}:3.32.2"
-    inspected = run(["docker", "image", "inspect", "--format", "{{json .Config}}", image])
-    assert inspected.returncode == 0, inspected.stderr
-    config = json.loads(inspected.stdout)
+    config = image_config(f"{REGISTRY}/{EDITIONS[edition]['repository']}:3.32.2")
     assert config["Healthcheck"] == {
         "Test": ["CMD-SHELL", "curl -f $TTN_LW_HEALTHCHECK_URL || exit 1"],
         "Interval": 60 * 10**9,
