@@ -49,7 +49,7 @@ def controller():
 
 
 class ActionModule(ActionBase):
-    _supports_check_mode = False
+    _supports_check_mode = True
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)

@@ -315,7 +315,6 @@ class Cutover:
         recorded = self.journal.recorded()
         if recorded:
             # The journal says how far the run got: a run interrupted during the capture has nothing to restore.
-            self.journal.earlier_marks = recorded.get("marks") or []
             self.result.update(
                 captured=bool(recorded.get("captured")),
                 capture=recorded.get("capture") or {},

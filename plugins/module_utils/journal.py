@@ -39,6 +39,13 @@ ROLL_BACK = "roll-back"
 SEAL = "seal"
 # What tells one state of the journal from another: another run opening it, or writing to it, changes these.
 SEEN_KEYS = ("run", "updated")
+# Marks after which a version serves: the cutover's (or its rollback's) last step, and sealing the backup after it.
+SERVING_MARKS = ("serving", "seal", "rollback seal")
+# How a closed run ended.
+UPGRADED = "upgraded"
+ROLLED_BACK = "rolled-back"
+FAILED = "failed"
+FAILURE_LIMIT = 1500
 
 
 class JournalError(Exception):
@@ -140,12 +147,38 @@ def phases(record: Dict[str, Any]) -> List[str]:
     return [mark[0] for mark in record.get("marks") or []]
 
 
+def run_state(record: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """What the run in record has done: stopped the stack, captured the data, a version serves (after the stop),
+    rolled back; and how it ends if it is closed now (its outcome)."""
+    record = record or {}
+    done = phases(record)
+    state = {
+        "stopped": "stop" in done,
+        "captured": bool(record.get("captured")),
+        "serving": bool(done) and done[-1] in SERVING_MARKS,
+        "rolled_back": bool(record.get("rolled_back")),
+        "failed": bool(record.get("failure")),
+    }
+    state["outcome"] = (ROLLED_BACK if state["rolled_back"] else FAILED) if state["failed"] else UPGRADED
+    return state
+
+
+def failure_text(task: str, result: Dict[str, Any]) -> str:
+    """What failed, from the failed task's name and result: the cutover describes its own failure; a loop's
+    failed items each give their message."""
+    if result.get("failure"):
+        return str(result["failure"])[:FAILURE_LIMIT]
+    messages = [str(item.get("msg") or "failed") for item in result.get("results") or [] if item.get("failed")]
+    text = "; ".join(messages) or str(result.get("msg") or "failed")
+    return ("%s: %s" % (task or "a task", text))[:FAILURE_LIMIT]
+
+
 def takeover_action(record: Dict[str, Any]) -> str:
     """What a run that takes over must do for the interrupted run in record."""
     done = phases(record)
     if "stop" not in done:
         return NOTHING_STOPPED
-    if done[-1] == "serving":
+    if done[-1] in SERVING_MARKS:
         # The target serves (or, after a rollback, the old version does again): only the backup is left to seal.
         return SEAL if record.get("captured") else NOTHING_STOPPED
     return ROLL_BACK
@@ -184,8 +217,19 @@ def open_run(
         if taken_over and taken_over["action"] != NOTHING_STOPPED:
             record = dict(previous, adopted_from=previous.get("run"), **identity)
         else:
+            started = float(recorded.get("started") or journal.clock())
             record = dict(
-                recorded, phase="preflight", marks=[], captured=False, capture={}, rolled_back=False, **identity
+                recorded,
+                started=started,
+                phase="preflight",
+                marks=[["preflight", started]],
+                captured=False,
+                capture={},
+                migrations=[],
+                rolled_back=False,
+                failure=None,
+                rollback_failure=None,
+                **identity,
             )
         journal.write(record)
         return {
@@ -208,12 +252,33 @@ def moved_since(seen: Optional[Dict[str, Any]], previous: Optional[Dict[str, Any
     return seen_state(seen) != previous
 
 
-def close_run(journal: "Journal", run: str, outcome: str, abandoned: bool = False) -> Dict[str, Any]:
-    """Record how the run ended. A run that ends with the stack stopped (its rollback failed, or was not wanted)
-    abandons the journal instead: the next run takes it over at once and rolls back from its capture."""
-    if abandoned:
-        return journal.update(run, abandoned=True, worker=None)
-    return journal.update(run, outcome=outcome, worker=None)
+def note_run(journal: "Journal", run: str, phase: str = "", **changes: Any) -> Dict[str, Any]:
+    """Write changes (and a mark of phase, starting now) into the open record of run."""
+    with journal.locked():
+        record = journal.owned(run)
+        if phase:
+            changes.update(phase=phase, marks=(record.get("marks") or []) + [[phase, journal.clock()]])
+        if not changes:
+            return record
+        record.update(changes)
+        journal.write(record)
+        return record
+
+
+def close_run(journal: "Journal", run: str, outcome: str = "") -> Dict[str, Any]:
+    """Record how the run ended: outcome, or what its record says (run_state). A run that failed with the stack
+    stopped (its rollback failed, or was not wanted) abandons the journal instead: the next run takes it over at
+    once and rolls back from its capture, or seals the backup of the version that serves."""
+    with journal.locked():
+        record = journal.owned(run)
+        state = run_state(record)
+        outcome = outcome or state["outcome"]
+        if outcome == FAILED and state["stopped"]:
+            record.update(abandoned=True, worker=None)
+        else:
+            record.update(outcome=outcome, worker=None)
+        journal.write(record)
+        return record
 
 
 class Journal:
@@ -271,15 +336,29 @@ class Journal:
         finally:
             os.close(directory)
 
+    def owned(self, run: str) -> Dict[str, Any]:
+        """The record of run; refuse when another run holds the journal."""
+        record = self.read()
+        if not record or record.get("run") != run:
+            raise JournalError(
+                "%s belongs to %s, not to this run (%s): another run took the deployment over"
+                % (self.path, (record or {}).get("run", "no run"), run)
+            )
+        return record
+
+    def held_by(self, run: str) -> Optional[Dict[str, Any]]:
+        """The record of run, or None when the journal is not (or no longer) that run's: missing, another run's,
+        or one that cannot be read, which this run cannot have written."""
+        try:
+            record = self.read()
+        except (JournalError, OSError):
+            return None
+        return record if record and record.get("run") == run else None
+
     def update(self, run: str, **changes: Any) -> Dict[str, Any]:
         """Write changes into the open record of run; refuse when another run holds the journal."""
         with self.locked():
-            record = self.read()
-            if not record or record.get("run") != run:
-                raise JournalError(
-                    "%s belongs to %s, not to this run (%s): another run took the deployment over"
-                    % (self.path, (record or {}).get("run", "no run"), run)
-                )
+            record = self.owned(run)
             record.update(changes)
             self.write(record)
             return record
@@ -291,7 +370,7 @@ class CutoverJournal:
     def __init__(self, journal: Optional[Journal], run: str) -> None:
         self.journal = journal
         self.run = run
-        # The marks of the run before this process (a rollback after the cutover, or of a run taken over).
+        # The run's marks before this process: its preflight, a cutover before a rollback, a run taken over.
         self.earlier_marks: List[List[Any]] = []
 
     def recorded(self) -> Optional[Dict[str, Any]]:
@@ -299,10 +378,13 @@ class CutoverJournal:
 
     def begin(self, **recorded: Any) -> None:
         if self.journal:
-            self.journal.update(self.run, worker=this_process(), **recorded)
+            record = self.journal.update(self.run, worker=this_process(), **recorded)
+            self.earlier_marks = record.get("marks") or []
 
     def note(self, result: Dict[str, Any], **extra: Any) -> None:
         if self.journal:
+            # A failure this process did not see (it only rolls back) stays as an earlier step recorded it.
+            described = {key: result[key] for key in ("failure", "rollback_failure") if result.get(key)}
             self.journal.update(
                 self.run,
                 phase=result["marks"][-1][0] if result["marks"] else "cutover",
@@ -311,6 +393,7 @@ class CutoverJournal:
                 capture=result["capture"],
                 rolled_back=result["rolled_back"],
                 migrations=result["migrations"],
+                **described,
                 **extra,
             )
 

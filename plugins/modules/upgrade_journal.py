@@ -7,13 +7,14 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: upgrade_journal
-short_description: Open or close the journal of an upgrade run, the host's upgrade lock
+short_description: Open, write or close the journal of an upgrade run, the host's upgrade lock
 version_added: 0.4.0
 description:
   - The journal is one JSON file, C(.lorawan-tts.journal) in O(project_src), mode 0600, replaced atomically at
     every write. It holds one run's state on the host - the run id, the controller and its process, the host's
-    boot id, the versions, and what M(lorawan.tts.stack_cutover) did (its marks, the capture, the cutover's
-    settings) - and, once closed, the record of the last run.
+    boot id, the versions and hops, each phase's mark, what M(lorawan.tts.stack_cutover) did (the capture, the
+    migrations, the cutover's settings), what failed - and, once closed, the record of the last run.
+    M(lorawan.tts.upgrade_report) makes the run's report from it.
   - O(state=opened) is the host's upgrade lock. It opens the journal for O(run) unless another run holds it,
     waiting up to O(timeout) seconds for that run to close it.
   - A run holds the journal while a step of it runs on the host, or while its C(ansible-playbook) process lives
@@ -22,16 +23,19 @@ description:
   - A run that finds the journal open by a run that no longer lives takes it over and returns what that run
     left in RV(taken_over). If that run stopped the stack, this run adopts its record, so that a run interrupted
     while it undoes another is undone in turn by the next one.
-  - O(state=closed) writes O(outcome) into the journal of O(run). O(state=abandoned) ends a run that leaves the
-    stack stopped (its rollback failed, or was not wanted); the next run takes it over at once and rolls back from
-    its capture.
+  - O(state=noted) writes into the journal of O(run) - a mark for O(phase), O(record), what failed - and returns
+    what the run has done (RV(run)). A run that does not hold the journal (it never took the lock) writes nothing.
+  - O(state=closed) ends the run with O(outcome), or with the outcome its journal implies. A run that failed with
+    the stack stopped (its rollback failed, or was not wanted) abandons the journal instead; the next run takes it
+    over at once and rolls back from its capture.
 author:
   - lorawan.tts contributors (!UNKNOWN)
 extends_documentation_fragment:
   - lorawan.tts.attributes
 attributes:
   check_mode:
-    support: none
+    support: partial
+    details: Nothing is written in check mode; O(state=noted) still returns RV(failure).
   diff_mode:
     support: none
   idempotent:
@@ -49,20 +53,40 @@ options:
     required: true
   state:
     description:
-      - V(opened) takes the journal for O(run); V(closed) records O(outcome) and releases it; V(abandoned) hands it
-        to the next run.
+      - V(opened) takes the journal for O(run); V(noted) writes into it; V(closed) records the outcome and releases
+        it.
     type: str
-    choices: [opened, closed, abandoned]
+    choices: [opened, noted, closed]
     default: opened
   record:
     description:
-      - What to keep about the run from the start (versions, hops, the time it started), with O(state=opened).
+      - What to keep about the run, with O(state=opened) (versions, the time it C(started) as seconds since the
+        epoch) or O(state=noted) (the plan, C(edition) and C(hops)).
       - Never put secrets here; the journal is readable by whoever can read the project directory's owner files.
     type: dict
     default: {}
+  phase:
+    description:
+      - With O(state=noted), the phase that starts now; its mark times it in the report.
+    type: str
+  failed_task:
+    description:
+      - With O(state=noted), the name of the task that failed. The run's C(failure) is made from it and
+        O(failed_result).
+    type: str
+  failed_result:
+    description:
+      - With O(state=noted), the result of the task that failed (a failed M(lorawan.tts.stack_cutover) describes
+        its own failure).
+    type: dict
+  rollback_failure:
+    description:
+      - With O(state=noted), why the rollback failed.
+    type: str
   outcome:
     description:
-      - How the run ended, with O(state=closed).
+      - How the run ended, with O(state=closed); by default what its journal says (V(upgraded), V(rolled-back),
+        V(failed)).
     type: str
   timeout:
     description:
@@ -90,6 +114,7 @@ notes:
   - The action plugin of this module runs on the controller; it sets O(controller) and waits for O(timeout).
 seealso:
   - module: lorawan.tts.stack_cutover
+  - module: lorawan.tts.upgrade_report
 """
 
 EXAMPLES = r"""
@@ -98,17 +123,27 @@ EXAMPLES = r"""
     project_src: /srv/tts
     run: "{{ inventory_hostname }}-{{ now(utc=true).strftime('%Y%m%dT%H%M%SZ') }}"
     record:
+      host: "{{ inventory_hostname }}"
+      started: "{{ now().timestamp() }}"
       from: 3.31.1
       to: 3.32.0
     timeout: 600
   register: journal
+
+- name: Mark the pull
+  lorawan.tts.upgrade_journal:
+    project_src: /srv/tts
+    run: "{{ journal.journal.run }}"
+    state: noted
+    phase: pull
+    record:
+      hops: [3.32.0]
 
 - name: Record the outcome and release the lock
   lorawan.tts.upgrade_journal:
     project_src: /srv/tts
     run: "{{ journal.journal.run }}"
     state: closed
-    outcome: upgraded
 """
 
 RETURN = r"""
@@ -124,9 +159,19 @@ taken_over:
   returned: success
   type: dict
 journal:
-  description: The journal as written.
+  description: The journal as written (with O(state=noted), as it is; null when this run does not hold it).
   returned: success
   type: dict
+run:
+  description:
+    - What the run has done, from its journal - C(stopped) the stack, C(captured) the data, a version is
+      C(serving) after the stop, C(rolled_back), C(failed) - and the C(outcome) closing it now would record.
+  returned: success
+  type: dict
+failure:
+  description: With O(state=noted) and O(failed_result), what failed (the task and its message).
+  returned: success
+  type: str
 moved:
   description:
     - With O(state=opened), whether the journal this run replaced is not the one O(seen) describes - another run
@@ -141,9 +186,30 @@ from ansible_collections.lorawan.tts.plugins.module_utils.journal import (
     JournalError,
     boot_id,
     close_run,
+    failure_text,
     moved_since,
+    note_run,
     open_run,
+    run_state,
 )
+
+
+def noted(module: AnsibleModule, journal: Journal) -> None:
+    params = module.params
+    changes = dict(params["record"])
+    if params["failed_result"] is not None:
+        changes["failure"] = failure_text(params["failed_task"] or "", params["failed_result"])
+    if params["rollback_failure"]:
+        changes["rollback_failure"] = params["rollback_failure"]
+    record = journal.held_by(params["run"])
+    if record is not None and not module.check_mode:
+        record = note_run(journal, params["run"], params["phase"] or "", **changes)
+    module.exit_json(
+        changed=record is not None and not module.check_mode and bool(changes or params["phase"]),
+        journal=record,
+        run=run_state(record),
+        failure=changes.get("failure"),
+    )
 
 
 def main():
@@ -151,26 +217,31 @@ def main():
         argument_spec=dict(
             project_src=dict(type="path", required=True),
             run=dict(type="str", required=True),
-            state=dict(type="str", choices=["opened", "closed", "abandoned"], default="opened"),
+            state=dict(type="str", choices=["opened", "noted", "closed"], default="opened"),
             record=dict(type="dict", default={}),
+            phase=dict(type="str"),
+            failed_task=dict(type="str"),
+            failed_result=dict(type="dict"),
+            rollback_failure=dict(type="str"),
             outcome=dict(type="str"),
             timeout=dict(type="int", default=0),
             stale_after=dict(type="int", default=1800),
             seen=dict(type="dict"),
             controller=dict(type="dict", default={}),
         ),
-        required_if=[("state", "closed", ["outcome"])],
+        supports_check_mode=True,
     )
     params = module.params
     journal = Journal(params["project_src"])
+    if module.check_mode and params["state"] != "noted":
+        module.exit_json(changed=False, opened=False, taken_over=None, moved=False, journal=None)
     try:
-        if params["state"] in ("closed", "abandoned"):
+        if params["state"] == "noted":
+            noted(module, journal)
+        if params["state"] == "closed":
+            record = close_run(journal, params["run"], params["outcome"] or "")
             module.exit_json(
-                changed=True,
-                opened=False,
-                taken_over=None,
-                moved=False,
-                journal=close_run(journal, params["run"], params["outcome"], abandoned=params["state"] == "abandoned"),
+                changed=True, opened=False, taken_over=None, moved=False, journal=record, run=run_state(record)
             )
         result = open_run(
             journal, params["run"], params["record"], params["controller"], params["stale_after"], boot_id()

@@ -17,7 +17,7 @@ def test_a_run_killed_after_the_start_is_rolled_back_and_redone(deploy, ansible_
 
 
 def test_a_run_killed_while_sealing_its_backup_is_sealed_by_the_next(deploy, ansible_env, tmp_path):
-    interrupted, output = interrupt_then_run_again(deploy, ansible_env, tmp_path, signal.SIGKILL, phase("serving"))
+    interrupted, output = interrupt_then_run_again(deploy, ansible_env, tmp_path, signal.SIGKILL, phase("seal"))
     assert "taking over the interrupted run " + interrupted["run"] in output, output[-4000:]
     assert "A version serves again: sealing its backup" in output
     assert "already-current" in output

@@ -25,7 +25,7 @@ MODULES = [
     "stack_info",
     "upgrade_report",
 ]
-FILTERS = ["upgrade_path", "migration_plan", "migration_plan_lines", "phase_timings", "upgrade_messages"]
+FILTERS = ["upgrade_path", "migration_plan", "migration_plan_lines"]
 
 
 def ansible_doc(ansible_env: dict[str, str], *args: str) -> dict:

@@ -18,10 +18,13 @@ from ansible_collections.lorawan.tts.plugins.module_utils.journal import (
     JournalError,
     boot_id,
     close_run,
+    failure_text,
     judge,
     moved_since,
+    note_run,
     open_run,
     process_start,
+    run_state,
     takeover_action,
     this_process,
 )
@@ -154,9 +157,9 @@ def test_open_adopts_a_stopped_run_and_the_next_takeover_still_sees_it(tmp_path:
 def test_open_after_a_run_that_stopped_nothing_starts_afresh(tmp_path: Path) -> None:
     journal = Journal(str(tmp_path), clock=lambda: NOW)
     journal.write(held(phase="preflight"))
-    result = open_run(journal, "new", {"from": "3.31.1", "to": "3.32.0"}, HERE, 1800, BOOT)
+    result = open_run(journal, "new", {"from": "3.31.1", "to": "3.32.0", "started": "1000.5"}, HERE, 1800, BOOT)
     assert result["taken_over"]["action"] == NOTHING_STOPPED
-    assert result["journal"]["marks"] == []
+    assert result["journal"]["marks"] == [["preflight", 1000.5]]
     assert result["journal"]["to"] == "3.32.0"
     assert "adopted_from" not in result["journal"]
 
@@ -164,23 +167,70 @@ def test_open_after_a_run_that_stopped_nothing_starts_afresh(tmp_path: Path) -> 
 def test_close_and_abandon(tmp_path: Path) -> None:
     journal = Journal(str(tmp_path), clock=lambda: NOW)
     open_run(journal, "run-1", {}, HERE, 1800, BOOT)
-    assert close_run(journal, "run-1", "upgraded")["outcome"] == "upgraded"
+    note_run(journal, "run-1", "files")
+    assert close_run(journal, "run-1")["outcome"] == "upgraded"
     open_run(journal, "run-2", {}, HERE, 1800, BOOT)
-    abandoned = close_run(journal, "run-2", "failed", abandoned=True)
+    note_run(journal, "run-2", "pull", failure="pull: no such tag")
+    assert close_run(journal, "run-2")["outcome"] == "failed", "nothing stopped: closed, not abandoned"
+    open_run(journal, "run-3", {}, HERE, 1800, BOOT)
+    note_run(journal, "run-3", "stop")
+    note_run(journal, "run-3", failure="migrate 3.98.0: exit 255", rollback_failure="redis is down")
+    abandoned = close_run(journal, "run-3")
     assert abandoned["outcome"] is None
     assert abandoned["abandoned"]
-    with pytest.raises(JournalError, match="belongs to run-2, not to this run"):
+    assert judge(abandoned, NOW, BOOT, HERE, 1800)["state"] == INTERRUPTED
+    with pytest.raises(JournalError, match="belongs to run-3, not to this run"):
         close_run(journal, "run-1", "upgraded")
 
 
+def test_notes_mark_phases_and_keep_what_failed(tmp_path: Path) -> None:
+    ticks = iter(range(100))
+    journal = Journal(str(tmp_path), clock=lambda: NOW + next(ticks))
+    opened = open_run(journal, "run-1", {"started": NOW - 3}, HERE, 1800, BOOT)
+    assert opened["journal"]["marks"] == [["preflight", NOW - 3]]
+    record = note_run(journal, "run-1", "pull", hops=["3.32.0"])
+    assert record["marks"][-1][0] == "pull"
+    assert (record["phase"], record["hops"]) == ("pull", ["3.32.0"])
+    assert note_run(journal, "run-1") == journal.read(), "nothing to note: nothing written"
+    assert run_state(record) == {
+        "stopped": False,
+        "captured": False,
+        "serving": False,
+        "rolled_back": False,
+        "failed": False,
+        "outcome": "upgraded",
+    }
+    record = note_run(journal, "run-1", "stop")
+    record = note_run(journal, "run-1", "serving", captured=True)
+    assert run_state(record)["serving"] and run_state(record)["stopped"]
+    record = note_run(journal, "run-1", "seal", failure="seal: disk full")
+    assert run_state(record)["serving"], "sealing the backup: the new version still serves"
+    assert run_state(record)["outcome"] == "failed"
+    assert run_state(dict(record, rolled_back=True))["outcome"] == "rolled-back"
+    assert journal.held_by("run-2") is None
+    assert run_state(None)["outcome"] == "upgraded"
+
+
+def test_failure_text_names_the_task_or_takes_the_cutovers_own() -> None:
+    assert failure_text("Upgrade | cutover | Stop", {"failure": "migrate 3.98.0: exit 255", "msg": "x"}) == (
+        "migrate 3.98.0: exit 255"
+    )
+    assert failure_text("Pull", {"msg": "All items failed", "results": [{"failed": True, "msg": "no tag"}]}) == (
+        "Pull: no tag"
+    )
+    assert failure_text("", {}) == "a task: failed"
+    assert len(failure_text("x", {"msg": "y" * 5000})) == 1500
+
+
 def test_the_module_abandons_the_journal_of_a_run_that_leaves_the_stack_stopped(tmp_path: Path, monkeypatch, capsys):
-    # The role's unlock step (state=abandoned) once opened the journal instead, and failed: its own run held it.
+    # The role's unlock step once opened the journal instead, and failed: its own run held it.
     from ansible.module_utils import basic
     from ansible_collections.lorawan.tts.plugins.modules import upgrade_journal
 
     journal = Journal(str(tmp_path))
     open_run(journal, "run-1", {}, HERE, 1800, BOOT)
-    arguments = {"project_src": str(tmp_path), "run": "run-1", "state": "abandoned", "outcome": "failed"}
+    note_run(journal, "run-1", "stop", failure="migrate: exit 255", rollback_failure="redis is down")
+    arguments = {"project_src": str(tmp_path), "run": "run-1", "state": "closed"}
     monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": arguments}).encode())
     with pytest.raises(SystemExit):
         upgrade_journal.main()
