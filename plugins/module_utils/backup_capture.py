@@ -65,7 +65,9 @@ def in_parallel(
     running = {}
     for name, part in parts.items():
         receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(target=_child, args=(part, sender, YIELDING_NICENESS if name in yielding else 0), name="lorawan-tts-" + name)
+        process = context.Process(
+            target=_child, args=(part, sender, YIELDING_NICENESS if name in yielding else 0), name="lorawan-tts-" + name
+        )
         process.start()
         sender.close()
         running[name] = (process, receiver)
