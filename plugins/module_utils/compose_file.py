@@ -506,6 +506,11 @@ class TagChange:
             for path, text in self.texts.items()
         ]
 
+    def diff_result(self):
+        """The module result's diff: the changed files (or the first file when none changes), one dict for one."""
+        diffs = [diff for diff in self.diff() if diff["before"] != diff["after"]] or self.diff()[:1]
+        return diffs[0] if len(diffs) == 1 else diffs
+
     def add_edit(self, edit: TextEdit) -> None:
         if edit not in self.edits:  # an anchored image shared by several services is edited once
             self.edits.append(edit)

@@ -30,6 +30,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.backup_files import re
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, container_state
 from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import (
     ComposeFileError,
+    TagChange,
     commit,
     compose_files,
     image_with_tag,
@@ -132,6 +133,9 @@ class Cutover:
             "marks": [],
             "rolled_back": False,
         }
+        if params.get("state", "upgraded") == "upgraded" and not check_mode:
+            self.result["images_before"] = self.running_images()
+        self.old_images_in_place = False
 
     @staticmethod
     def check_unchanged(expected: List[Dict[str, str]]) -> None:
@@ -233,16 +237,20 @@ class Cutover:
             self.result["pinned"] = {service: change.image[service] for service in pins}
             self.recreate_databases(list(pins))
 
-    def tag_running_images(self) -> None:
-        """Check that the first hop's edit can pin the images, then give each running database's image its pinned
-        tag: the pin names exactly what runs now, and nothing needs pulling during the downtime."""
-        plan_tag_change(
+    def planned_change(self) -> TagChange:
+        """The compose files' change from now to the target: its tag, and the database images' pins."""
+        return plan_tag_change(
             compose_files(self.project.project_src, self.project.files, None),
             self.services,
-            self.hops[0],
+            self.hops[-1],
             project_dir=self.project.project_src,
             pins=self.pins,
         )
+
+    def tag_running_images(self) -> None:
+        """Check that the edit can pin the images, then give each running database's image its pinned tag: the pin
+        names exactly what runs now, and nothing needs pulling during the downtime."""
+        self.planned_change()
         for service, pin in self.pins.items():
             running = self.project.running_inspect(service)
             if not running:
@@ -252,6 +260,16 @@ class Cutover:
             self.project.docker_command(
                 ["image", "tag", running["Image"], pinned], what="tagging the image %s runs as %s" % (service, pinned)
             )
+
+    def running_images(self) -> Dict[str, str]:
+        """service -> the image ID its running container has, for the stack and the databases."""
+        found = {}
+        services = [*self.services, self.params["postgres_service"], self.params["redis_service"]]
+        for service in dict.fromkeys(services):
+            running = self.project.running_inspect(service)
+            if running:
+                found[service] = running["Image"]
+        return found
 
     def recreate_databases(self, services: List[str]) -> None:
         """Run the pinned databases on their new image names now (compose would recreate them at its next start),
@@ -319,6 +337,7 @@ class Cutover:
                 captured=bool(recorded.get("captured")),
                 capture=recorded.get("capture") or {},
                 migrations=recorded.get("migrations") or [],
+                images_before=recorded.get("images_before") or {},
             )
         self.journal.begin()
         with shielded():
@@ -340,7 +359,7 @@ class Cutover:
                 self.mark("rollback restore")
                 self.step("rollback restore", self.restore)
             self.mark("rollback start")
-            self.step("rollback start", self.start)
+            self.step("rollback start", self.start_as_before)
             self.mark("rollback verify")
             self.result["health"] = self.step(
                 "rollback verify", lambda: self.health().wait(self.params["health_timeout"], expected=self.from_version)
@@ -349,6 +368,36 @@ class Cutover:
             self.result["rolled_back"] = True
         except CutoverError as error:
             self.result["rollback_failure"] = "%s: %s" % (error.phase, error)
+
+    def start_as_before(self) -> None:
+        self.bring_back_images()
+        self.start()
+
+    def bring_back_images(self) -> None:
+        """Point each image the old compose file names at the image that ran before the upgrade, where it no longer
+        is: a moving tag (latest, X.Y, none) names whatever was pulled last, and a pull of postgres:latest or of the
+        stack's latest since the deployment started would otherwise bring back another version."""
+        images_before = self.result.get("images_before") or {}
+        if self.old_images_in_place or not images_before:
+            return
+        configs = self.project.services()
+        for service, image_id in sorted(images_before.items()):
+            image = (configs.get(service) or {}).get("image") or ""
+            reference = parse_image(image)
+            if not image or reference.digest:
+                continue
+            named = image_with_tag(reference, reference.tag or "latest")
+            rc, out, dummy_err = self.project.module.run_command(
+                [self.project.docker, "image", "inspect", "--format", "{{.Id}}", named]
+            )
+            if rc == 0 and out.strip() == image_id:
+                continue
+            self.project.docker_command(
+                ["image", "tag", image_id, named],
+                what="tagging the image %s ran before the upgrade as %s" % (service, named),
+            )
+            self.result.setdefault("images_brought_back", []).append(named)
+        self.old_images_in_place = True
 
     def start_databases(self) -> None:
         """A rollback needs Postgres and Redis: start them when the fault stopped them."""
@@ -379,6 +428,7 @@ class Cutover:
         Redis at once."""
         restore_files(self.dest)
         self.project.forget_config()
+        self.bring_back_images()
         self.start_databases()
         pg = PostgresService(self.project, self.params["postgres_service"])
         snapshot: Optional[str] = self.params["snapshot"]

@@ -383,8 +383,10 @@ class CutoverJournal:
 
     def note(self, result: Dict[str, Any], **extra: Any) -> None:
         if self.journal:
-            # A failure this process did not see (it only rolls back) stays as an earlier step recorded it.
-            described = {key: result[key] for key in ("failure", "rollback_failure") if result.get(key)}
+            # What this process did not see (it only rolls back) stays as an earlier step recorded it.
+            described = {
+                key: result[key] for key in ("failure", "rollback_failure", "images_before") if result.get(key)
+            }
             self.journal.update(
                 self.run,
                 phase=result["marks"][-1][0] if result["marks"] else "cutover",

@@ -225,11 +225,6 @@ def summary(previous, image):
     return "; ".join(clauses)
 
 
-def diff_result(change):
-    diffs = [diff for diff in change.diff() if diff["before"] != diff["after"]] or change.diff()[:1]
-    return diffs[0] if len(diffs) == 1 else diffs
-
-
 def main():
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
@@ -269,7 +264,7 @@ def main():
         result["backup_files"] = backups
         result["backup_file"] = next(iter(backups.values()))
     if module._diff:
-        result["diff"] = diff_result(change)
+        result["diff"] = change.diff_result()
     module.exit_json(**result)
 
 

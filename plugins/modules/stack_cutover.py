@@ -148,7 +148,8 @@ attributes:
     support: full
     details: Changes nothing and reports a change (there is always one when O(hops) is not empty).
   diff_mode:
-    support: none
+    support: full
+    details: With O(state=upgraded), the compose files' change to the target (its tag and the pins).
   idempotent:
     support: none
     details: Every run stops, captures and starts. Run it only when the deployment is not at the target yet.
@@ -202,6 +203,19 @@ pinned:
   returned: when O(pin_database_images) pinned an image
   type: dict
   sample: {"postgres": "postgres:15", "redis": "redis:7.0"}
+images_before:
+  description: The image ID each of the services and databases ran before the stop; a rollback starts these.
+  returned: when the cutover upgraded
+  type: dict
+  sample: {"postgres": "sha256:4f3c...", "redis": "sha256:91ab...", "stack": "sha256:5f70..."}
+images_brought_back:
+  description:
+    - The images of the old compose file that the rollback pointed back at the images that ran before (a moving
+      tag such as C(latest) had been pulled to another image meanwhile).
+  returned: when the rollback pointed a tag back
+  type: list
+  elements: str
+  sample: ["thethingsnetwork/lorawan-stack:latest"]
 migrations:
   description: Per hop, the commands run and those that applied something.
   returned: always
@@ -313,6 +327,7 @@ def main():
         module.fail_json(msg="pin_database_images takes postgres and redis, not %s" % ", ".join(unknown))
     try:
         cutover = Cutover(ComposeProject.from_params(module), params, module.check_mode)
+        diff = cutover.planned_change().diff_result() if module._diff and params["state"] == "upgraded" else None
     except ComposeError as error:
         fail_on_compose_error(module, error)
     except ComposeFileError as error:
@@ -327,6 +342,8 @@ def main():
         else:
             message = failure_message(cutover.result, params)
         module.fail_json(msg=message, **cutover.result)
+    if diff is not None:
+        result["diff"] = diff
     module.exit_json(**result)
 
 

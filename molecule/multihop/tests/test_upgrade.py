@@ -1,4 +1,5 @@
-"""Verify the multihop scenario: 3.18.2 upgraded to 3.32.2 through 3.19.2 and 3.24.2, every byte kept."""
+"""Verify the multihop scenario: 3.18.2 upgraded to 3.32.2 through 3.19.2 and 3.24.2 on the docs' compose file,
+every byte kept."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ FROM = "3.18.2"
 TARGET = "3.32.2"
 HOPS = ["3.19.2", "3.24.2", "3.32.2"]
 BINARY = "ttn-lw-stack"
+DOCS_FILE = ROOT / "tests" / "sandbox" / "templates" / "docs" / "docker-compose-open-source.yml"
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +38,15 @@ def test_runs_the_target_version(host):
     assert stack_version(host) == TARGET
 
 
-def test_compose_file_has_the_target_tag(host):
-    assert f"lorawan-stack:{TARGET}" in host.file(str(DEPLOYMENT / "docker-compose.yml")).content_string
+def test_compose_file_is_the_docs_with_the_target_pinned(host):
+    # latest -> the target for the stack, and the majors that ran for the databases (tts_pin_database_images).
+    pinned = (
+        DOCS_FILE.read_text()
+        .replace("lorawan-stack:latest", f"lorawan-stack:{TARGET}")
+        .replace("image: postgres:latest", "image: postgres:15")
+        .replace("image: redis:latest", "image: redis:7.0")
+    )
+    assert host.file(str(DEPLOYMENT / "docker-compose.yml")).content_string == pinned
 
 
 def test_healthz_answers(sandbox):

@@ -29,6 +29,13 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--postgres", choices=POSTGRES_MAJORS, default="15")
     deploy.add_argument("--seed", choices=sorted(deployment.SEED_SIZES), default="small")
     deploy.add_argument("--ports-offset", type=int, default=None)
+    deploy.add_argument(
+        "--compose",
+        choices=("sandbox", "docs"),
+        default="sandbox",
+        help="docs: the docs' docker-compose.yml verbatim (images on latest, through the registry mirror), its ports "
+        "moved by docker-compose.override.yml",
+    )
     sizes = deploy.add_argument_group("sizes for benchmarks, on top of --seed (deterministic)")
     sizes.add_argument("--extra-blob-files", type=int, default=0, metavar="N", help="N more 20 KiB pictures in blob/")
     sizes.add_argument("--extra-redis-mb", type=int, default=0, metavar="N", help="about N MiB more Redis device data")
@@ -62,6 +69,7 @@ def main(argv: list[str]) -> int:
                 extra_blob_files=args.extra_blob_files,
                 extra_redis_mb=args.extra_redis_mb,
                 postgres_mb=args.postgres_mb,
+                layout=args.compose,
             )
             print(json.dumps(summary, indent=2))
         elif args.command == "fingerprint":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -11,7 +12,7 @@ import shutil
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from .common import (
     compose_streamed,
     health_path,
     psql_args,
+    run,
 )
 from .host import docker_answers, registry_answers
 from .seed import SEED_SIZES, postgres_sql, redis_commands, write_pictures
@@ -46,6 +48,8 @@ PORT_OFFSET_STEP = 100
 AUTO_OFFSET_SLOTS = 70
 HIGHEST_DOCS_PORT = 8888
 HEALTH_TIMEOUT = 90
+OVERRIDE_FILE = "docker-compose.override.yml"
+VERSION_TAG = re.compile(r"\d+\.\d+\.\d+")
 POLL_SECONDS = 0.2
 
 
@@ -91,19 +95,38 @@ def render(template: str, values: dict[str, str], offset: int) -> str:
     return re.sub(r"\{\{(\w+)\}\}", lambda match: values[match.group(1)], text)
 
 
+def compose_text(directory: Path) -> str:
+    """The compose file and, in the docs' layout, the override that moves its ports."""
+    return "".join(
+        (directory / name).read_text() for name in ("docker-compose.yml", OVERRIDE_FILE) if (directory / name).exists()
+    )
+
+
 def healthz_port(directory: Path) -> int:
-    """The loopback port mapped to the stack's 1885, read from the compose file."""
-    text = (directory / "docker-compose.yml").read_text()
-    match = re.search(r'"127\.0\.0\.1:(\d+):1885"', text)
+    """The loopback port mapped to the stack's 1885, read from the compose files."""
+    match = re.search(r'"127\.0\.0\.1:(\d+):1885"', compose_text(directory))
     if match is None:
-        raise SandboxError(f"{directory / 'docker-compose.yml'} maps no loopback port to the stack's 1885")
+        raise SandboxError(f"the compose files in {directory} map no loopback port to the stack's 1885")
     return int(match.group(1))
 
 
 def stack_health_path(directory: Path) -> str:
-    """The health path of the stack image the compose file names (TTS before 3.24: /healthz/live)."""
-    match = re.search(r"/lorawan-stack:([^\s\"']+)", (directory / "docker-compose.yml").read_text())
-    return health_path(match.group(1) if match else "latest")
+    """The health path of the stack that runs (TTS before 3.24: /healthz/live): the image's tag says which, or on
+    `latest` (the docs' file) the running stack does."""
+    match = re.search(r"lorawan-stack:([^\s\"']+)", compose_text(directory))
+    tag = match.group(1) if match else "latest"
+    if VERSION_TAG.fullmatch(tag) is None:
+        tag = running_stack_version(directory) or tag
+    return health_path(tag)
+
+
+def running_stack_version(directory: Path) -> str | None:
+    binary = EDITIONS[edition_of(directory)]["binary"]
+    result = compose(directory, "exec", "-T", "stack", binary, "version", check=False)
+    for line in result.stdout.decode(errors="replace").splitlines():
+        if line.startswith("Version:"):
+            return line.split()[1]
+    return None
 
 
 def healthz_status(port: int, path: str = "/healthz") -> int | None:
@@ -187,11 +210,20 @@ def deploy(
     extra_blob_files: int = 0,
     extra_redis_mb: int = 0,
     postgres_mb: int = 0,
+    layout: str = "sandbox",
 ) -> dict:
     started = time.monotonic()
     directory = directory.absolute()
     sizes = {"extra_blob_files": extra_blob_files, "extra_redis_mb": extra_redis_mb, "postgres_mb": postgres_mb}
     check_inputs(directory, version, ports_offset, sizes)
+    if layout == "docs":
+        if edition != "open-source":
+            raise SandboxError(
+                "--compose docs is the Open Source file for now: the Enterprise one runs timescale/timescaledb:"
+                "latest-pg16 and ghcr.io's grafana, which the sandbox does not serve yet"
+            )
+        # What `latest` runs in the docs' file: the mirror's postgres:latest and redis:latest.
+        redis, postgres = "7", "15"
     postgres_repository = "timescale/timescaledb:latest-pg" if edition == "enterprise" else "library/postgres:"
     values = {
         "registry": REGISTRY,
@@ -205,6 +237,7 @@ def deploy(
         "dir": str(directory),
         "edition": edition,
         "version": version,
+        "compose": layout,
         "redis": redis,
         "postgres": postgres,
         "seed": seed,
@@ -214,10 +247,11 @@ def deploy(
     directory.mkdir(parents=True, exist_ok=True)
     summary["ports_offset"] = offset = reserve_ports(directory, summary, ports_offset)
     try:
-        lay_out(directory, edition, values, offset, seed)
-        start_and_seed(directory, version, edition, seed)
-        summary["added"] = add_extras(directory, extra_blob_files, extra_redis_mb, postgres_mb)
-        compose(directory, "up", "--detach", "--quiet-pull")
+        with local_latest(edition, version) if layout == "docs" else contextlib.nullcontext():
+            lay_out(directory, edition, values, offset, seed, layout)
+            start_and_seed(directory, version, edition, seed)
+            summary["added"] = add_extras(directory, extra_blob_files, extra_redis_mb, postgres_mb)
+            compose(directory, "up", "--detach", "--quiet-pull")
         wait_healthy(directory)
         summary["sizes"] = measure(directory)
     except BaseException:
@@ -229,9 +263,51 @@ def deploy(
     return summary
 
 
-def lay_out(directory: Path, edition: str, values: dict[str, str], offset: int, seed: str) -> None:
-    template = (TEMPLATES_DIR / f"docker-compose.{edition}.yml.tmpl").read_text()
-    (directory / "docker-compose.yml").write_text(render(template, values, offset))
+@contextlib.contextmanager
+def local_latest(edition: str, version: str) -> Iterator[None]:
+    """The engine's `<repository>:latest` is `version` while the deployment's containers are made, as on a host
+    that pulled `latest` when that was the newest release; then the mirror's `latest` again, as after a later
+    `docker pull` (so a compose file on `latest` no longer names the image that runs). One deploy at a time."""
+    repository = EDITIONS[edition]["repository"]
+    DEPLOYMENTS_DIR.mkdir(parents=True, exist_ok=True)
+    with (DEPLOYMENTS_DIR / ".latest.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run(["docker", "pull", "-q", f"{repository}:{version}"], what=f"docker pull {repository}:{version}")
+        run(["docker", "image", "tag", f"{repository}:{version}", f"{repository}:latest"], what="docker image tag")
+        try:
+            yield
+        finally:
+            run(["docker", "pull", "-q", f"{repository}:latest"], what=f"docker pull {repository}:latest")
+
+
+def docs_port_override(compose_file: str, offset: int) -> str:
+    """An override that publishes the docs' ports on loopback, moved by the deployment's offset."""
+    lines = [
+        "# tts-sandbox: the docs' docker-compose.yml publishes these ports on every address; here they are on",
+        "# loopback, moved by this deployment's port offset, so that deployments side by side do not collide.",
+        "services:",
+    ]
+    service = None
+    for line in compose_file.splitlines():
+        named = re.match(r"^  ([\w-]+):\s*$", line)
+        if named:
+            service = named.group(1)
+            lines += [f"  {service}:", "    ports: !override"]
+            continue
+        port = re.match(r'^\s+- "(?:127\.0\.0\.1:)?(\d+):(\d+(?:/udp)?)"', line)
+        if port and service:
+            lines.append(f'      - "127.0.0.1:{int(port.group(1)) + offset}:{port.group(2)}"')
+    return "\n".join(lines) + "\n"
+
+
+def lay_out(directory: Path, edition: str, values: dict[str, str], offset: int, seed: str, layout: str) -> None:
+    if layout == "docs":
+        text = (TEMPLATES_DIR / "docs" / f"docker-compose-{edition}.yml").read_text()
+        (directory / "docker-compose.yml").write_text(text)
+        (directory / OVERRIDE_FILE).write_text(docs_port_override(text, offset))
+    else:
+        template = (TEMPLATES_DIR / f"docker-compose.{edition}.yml.tmpl").read_text()
+        (directory / "docker-compose.yml").write_text(render(template, values, offset))
     config = directory / "config" / "stack"
     config.mkdir(parents=True)
     config_template = (TEMPLATES_DIR / "config" / "stack" / "ttn-lw-stack-docker.yml.tmpl").read_text()
@@ -373,6 +449,6 @@ def teardown_all() -> None:
 def edition_of(directory: Path) -> str:
     text = (directory / "docker-compose.yml").read_text()
     for edition, spec in EDITIONS.items():
-        if f"/{spec['repository']}:" in text:
+        if re.search(rf"(^|[\s\"'/]){re.escape(spec['repository'])}:", text, re.M):
             return edition
     raise SandboxError(f"{directory / 'docker-compose.yml'} has no lorawan-stack image")

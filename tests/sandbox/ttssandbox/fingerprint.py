@@ -13,8 +13,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .common import EDITIONS, SandboxError, compose, psql_args
-from .deployment import edition_of
+from .common import SandboxError, compose, psql_args
+from .deployment import edition_of, running_stack_version
 
 TABLE_CHECKSUMS = r"""
 SELECT format('%I.%I', schemaname, tablename),
@@ -112,15 +112,6 @@ def files(root: Path) -> dict[str, str]:
 def images(directory: Path) -> dict[str, str]:
     config = json.loads(compose(directory, "config", "--format", "json").stdout)
     return {name: service.get("image", "") for name, service in config["services"].items()}
-
-
-def running_stack_version(directory: Path) -> str | None:
-    binary = EDITIONS[edition_of(directory)]["binary"]
-    result = compose(directory, "exec", "-T", "stack", binary, "version", check=False)
-    for line in result.stdout.decode(errors="replace").splitlines():
-        if line.startswith("Version:"):
-            return line.split()[1]
-    return None
 
 
 def fingerprint(directory: Path) -> dict:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -114,14 +115,42 @@ def docker_answers() -> bool:
     return result.returncode == 0
 
 
+def docker_mirrors() -> list[str]:
+    result = run(["docker", "info", "--format", "{{json .RegistryConfig.Mirrors}}"], what="docker info")
+    return [mirror.rstrip("/") for mirror in json.loads(result.stdout) or []]
+
+
+def dockerd_pids() -> list[int]:
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "dockerd":
+                pids.append(int(comm.parent.name))
+        except OSError:  # the process ended while listing
+            continue
+    return pids
+
+
+def stop_docker() -> None:
+    """Stop a dockerd that runs without the registry mirror (its containers stop with it)."""
+    for pid in dockerd_pids():
+        os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not dockerd_pids(), 60, "dockerd did not stop within 60 s")
+
+
 def start_docker() -> None:
     if docker_answers():
-        return
-    log("starting dockerd (published ports default to 127.0.0.1)")
+        if REGISTRY_URL in docker_mirrors():
+            return
+        log(f"restarting dockerd with the registry mirror {REGISTRY_URL}")
+        stop_docker()
+    log(f"starting dockerd (published ports default to 127.0.0.1; Docker Hub names from {REGISTRY_URL})")
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     with (STATE_DIR / "dockerd.log").open("ab") as logfile:
         subprocess.Popen(
-            ["dockerd", "--host", f"unix://{DOCKER_SOCKET}", "--ip", "127.0.0.1"],
+            # The docs' compose files name images on Docker Hub (postgres:latest, thethingsnetwork/lorawan-stack):
+            # the mirror serves them from the loopback registry, where they are stored under those names.
+            ["dockerd", "--host", f"unix://{DOCKER_SOCKET}", "--ip", "127.0.0.1", "--registry-mirror", REGISTRY_URL],
             stdout=logfile,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

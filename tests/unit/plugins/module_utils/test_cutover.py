@@ -58,6 +58,7 @@ def rollback(project: FakeProject, monkeypatch, outcomes: list) -> tuple[cutover
     step.journal = CutoverJournal(None, "")
     step.params = {"postgres_service": "postgres", "redis_service": "redis", "snapshot": "snap", "backup_timeout": 5}
     step.result = {"marks": [], "captured": True, "capture": {}, "rolled_back": False, "migrations": []}
+    step.old_images_in_place = False
     return step, calls
 
 

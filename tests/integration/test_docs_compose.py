@@ -1,0 +1,138 @@
+"""The docs' Open Source docker-compose.yml verbatim: every image on `latest`, pulled by its Docker Hub name through
+the registry mirror, the deployment started when `latest` was 3.22.2 and the engine's `latest` pulled on to 3.36.0
+since (tts-sandbox deploy --compose docs). The collection reads the version from the container, pins the target in
+place of `latest`, and a rollback brings back the image that ran, not what `latest` names now.
+
+One deployment for the whole file, in this order: a failing migration inside the bun trap, rolled back in the
+cutover; 3.36.0 whose post-upgrade tasks fail, rolled back after the cutover; 3.36.0."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ttssandbox.common import TEMPLATES_DIR
+from ttssandbox.fingerprint import data_differences
+
+from .conftest import Deployment, run
+
+DOCS_FILE = TEMPLATES_DIR / "docs" / "docker-compose-open-source.yml"
+STACK_LATEST = "thethingsnetwork/lorawan-stack:latest"
+ROLE = "lorawan.tts.upgrade : "
+
+
+def upgrade_playbook(deployment: Deployment, backups: Path, target: str, **variables) -> str:
+    settings = {
+        "tts_project_dir": str(deployment.dir),
+        "tts_backup_dir": str(backups),
+        "tts_target_version": target,
+        "tts_pin_database_images": True,
+        **variables,
+    }
+    tasks = [{"name": "upgrade", "ansible.builtin.include_role": {"name": "lorawan.tts.upgrade"}, "vars": settings}]
+    return json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
+
+
+def task_result(playbook_run, name_start: str) -> dict:
+    tasks = [task for play in playbook_run.output.get("plays", []) for task in play["tasks"]]
+    found = [
+        result
+        for task in tasks
+        if task["task"]["name"].startswith(ROLE + name_start)
+        for result in task["hosts"].values()
+    ]
+    assert len(found) == 1, [task["task"]["name"] for task in tasks]
+    return found[0]
+
+
+def cutover_result(playbook_run) -> dict:
+    return task_result(playbook_run, "Upgrade | cutover |")
+
+
+def upgrade_report(playbook_run) -> dict:
+    return task_result(playbook_run, "Upgrade | report | Set the fact tts_upgrade")["ansible_facts"]["tts_upgrade"]
+
+
+def image_id(reference: str) -> str:
+    return run(["docker", "image", "inspect", "--format", "{{.Id}}", reference]).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def docs_deployment(deploy) -> Deployment:
+    deployment = deploy("3.22.2", "--compose", "docs")
+    assert (deployment.dir / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
+    # The engine's `latest` is the mirror's (3.36.0) again: it no longer names the image that runs.
+    assert image_id(STACK_LATEST) == image_id("thethingsnetwork/lorawan-stack:3.36.0")
+    assert deployment.fingerprint()["stack_version"] == "3.22.2"
+    return deployment
+
+
+def test_a_failing_migration_in_the_bun_trap_is_rolled_back_to_the_image_that_ran(
+    docs_deployment, run_playbook, tmp_path
+) -> None:
+    deployment = docs_deployment
+    before = deployment.fingerprint()
+    failed = run_playbook(upgrade_playbook(deployment, tmp_path, "3.30.9"))
+    assert failed.rc != 0
+    report = upgrade_report(failed)
+    assert report["result"] == "rolled-back", report
+    assert report["hops"] == ["3.24.2", "3.30.9"]
+    cutover = cutover_result(failed)
+    assert cutover["images_brought_back"] == [STACK_LATEST]
+    assert cutover["images_before"]["stack"] == image_id("thethingsnetwork/lorawan-stack:3.22.2")
+    assert image_id(STACK_LATEST) == image_id("thethingsnetwork/lorawan-stack:3.22.2")
+    assert (deployment.dir / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
+    after = deployment.fingerprint()
+    assert after["stack_version"] == "3.22.2"
+    assert data_differences(before, after) == []
+    assert deployment.healthz() == 200  # /healthz/live: 3.22.2 has no /healthz
+
+
+def test_a_rollback_after_the_cutover_brings_back_3_22_2(docs_deployment, run_playbook, tmp_path) -> None:
+    deployment = docs_deployment
+    # As if someone pulled `latest` meanwhile.
+    assert run(["docker", "pull", "-q", STACK_LATEST]).returncode == 0
+    before = deployment.fingerprint()
+    failing_tasks = tmp_path / "fail.yml"
+    failing_tasks.write_text("- name: Post-upgrade | Fail on purpose\n  ansible.builtin.fail:\n    msg: on purpose\n")
+    failed = run_playbook(
+        upgrade_playbook(deployment, tmp_path / "backups", "3.36.0", tts_post_upgrade_tasks=str(failing_tasks))
+    )
+    assert failed.rc != 0
+    report = upgrade_report(failed)
+    assert report["result"] == "rolled-back", report
+    assert report["hops"] == ["3.24.2", "3.36.0"]
+    assert (deployment.dir / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
+    assert image_id(STACK_LATEST) == image_id("thethingsnetwork/lorawan-stack:3.22.2")
+    after = deployment.fingerprint()
+    assert after["stack_version"] == "3.22.2"
+    assert data_differences(before, after) == []
+    assert deployment.healthz() == 200
+
+
+def test_the_upgrade_pins_the_target_in_place_of_latest(docs_deployment, run_playbook, tmp_path) -> None:
+    deployment = docs_deployment
+    before = deployment.fingerprint()
+    upgraded = run_playbook(upgrade_playbook(deployment, tmp_path, "3.36.0"), "--diff")
+    assert upgraded.rc == 0, json.dumps(upgraded.output)[-3000:]
+    report = upgrade_report(upgraded)
+    assert report["result"] == "upgraded"
+    assert report["from"] == "3.22.2"
+    assert report["hops"] == ["3.24.2", "3.36.0"]
+    pinned = (
+        DOCS_FILE.read_text()
+        .replace("lorawan-stack:latest", "lorawan-stack:3.36.0")
+        .replace("image: postgres:latest", "image: postgres:15")
+        .replace("image: redis:latest", "image: redis:7.0")
+    )
+    assert (deployment.dir / "docker-compose.yml").read_text() == pinned
+    diff = cutover_result(upgraded)["diff"]
+    assert (diff["before"], diff["after"]) == (DOCS_FILE.read_text(), pinned)
+    # The backup keeps the docs' file as it was.
+    backup = Path(report["backup"]["path"])
+    assert (backup / "files" / "project" / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
+    after = deployment.fingerprint()
+    assert after["stack_version"] == "3.36.0"
+    assert data_differences(before, after) == []
+    assert deployment.healthz() == 200  # /healthz, from 3.24.0
