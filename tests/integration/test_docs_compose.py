@@ -4,7 +4,8 @@ since (tts-sandbox deploy --compose docs). The collection reads the version from
 place of `latest`, and a rollback brings back the image that ran, not what `latest` names now.
 
 One deployment for the whole file, in this order: a failing migration inside the bun trap, rolled back in the
-cutover; 3.36.0 whose post-upgrade tasks fail, rolled back after the cutover; 3.36.0."""
+cutover; 3.36.0 whose post-upgrade tasks fail, rolled back after the cutover; a migration found missing after the
+start, rolled back; 3.36.0."""
 
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ def docs_deployment(deploy) -> Deployment:
     deployment = deploy("3.22.2", "--compose", "docs")
     assert (deployment.dir / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
     # The engine's `latest` is the mirror's (3.36.0) again: it no longer names the image that runs.
+    assert run(["docker", "pull", "-q", "thethingsnetwork/lorawan-stack:3.36.0"]).returncode == 0
     assert image_id(STACK_LATEST) == image_id("thethingsnetwork/lorawan-stack:3.36.0")
     assert deployment.fingerprint()["stack_version"] == "3.22.2"
     return deployment
@@ -105,6 +107,25 @@ def test_a_rollback_after_the_cutover_brings_back_3_22_2(docs_deployment, run_pl
     assert report["hops"] == ["3.24.2", "3.36.0"]
     assert (deployment.dir / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
     assert image_id(STACK_LATEST) == image_id("thethingsnetwork/lorawan-stack:3.22.2")
+    after = deployment.fingerprint()
+    assert after["stack_version"] == "3.22.2"
+    assert data_differences(before, after) == []
+    assert deployment.healthz() == 200
+
+
+def test_a_migration_missing_after_the_start_is_rolled_back(docs_deployment, run_playbook, tmp_path) -> None:
+    # 3.98.2's is-db migrate says it is done but leaves its last migration out: the stack starts and answers,
+    # and only is-db status, asked once it serves, shows the schema behind.
+    deployment = docs_deployment
+    before = deployment.fingerprint()
+    failed = run_playbook(upgrade_playbook(deployment, tmp_path, "3.98.2", tts_allow_unreleased_version=True))
+    assert failed.rc != 0
+    report = upgrade_report(failed)
+    assert report["result"] == "rolled-back", report
+    assert "is-db status reports 1 of its" in report["failure"]
+    marks = [mark[0] for mark in cutover_result(failed)["marks"]]
+    assert marks.index("serving") < marks.index("rollback stop")
+    assert (deployment.dir / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
     after = deployment.fingerprint()
     assert after["stack_version"] == "3.22.2"
     assert data_differences(before, after) == []

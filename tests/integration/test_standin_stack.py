@@ -288,6 +288,19 @@ def test_3_98_1_migrates_and_starts_but_is_never_healthy(deploy) -> None:
     assert docker_health(container) in ("starting", "unhealthy")
 
 
+def test_3_98_2_says_its_migration_is_done_but_is_db_status_shows_one_unapplied(deploy) -> None:
+    deployment = deploy("3.32.2")
+    deployment.set_stack_tag("3.98.2")
+    migrated = deployment.stack("is-db", "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "INFO\tDatabase migration done" in migrated.stderr
+    status = deployment.stack("is-db", "status")
+    assert status.returncode == 0, status.stderr
+    fetched = json.loads(status.stderr.split("Status fetched\t", 1)[1].splitlines()[0])
+    assert fetched["unapplied_migrations"] == 1
+    assert fetched["applied_migrations"] == fetched["migrations"] - 1
+
+
 def test_enterprise_dcs_db_is_gone_from_3_26_and_prints_help() -> None:
     repository = EDITIONS["enterprise"]["repository"]
     removed = run(["docker", "run", "--rm", f"{REGISTRY}/{repository}:3.26.0", "tti-lw-stack", "dcs-db", "migrate"])

@@ -36,6 +36,7 @@ STACK_TAGS = (
     "3.36.0",
     "3.98.0",
     "3.98.1",
+    "3.98.2",
 )
 # What `latest` runs, as on Docker Hub: the newest release.
 LATEST_TAG = "3.36.0"
