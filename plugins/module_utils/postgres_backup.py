@@ -39,6 +39,7 @@ PRE_RESTORE_STAMP = re.compile(r"\d{8}_\d{6}")  # pre_restore_name's %Y%m%d_%H%M
 PRE_RESTORE_SUFFIX_LENGTH = len(PRE_RESTORE_INFIX) + len("20260301_120000")
 TOC_ENTRY = re.compile(r"^\s*\d+;\s+\d+\s+\d+\s+(?P<rest>.*)$")
 DUMPED_FROM = re.compile(r"^;\s+Dumped from database version:\s*(?P<version>\S+)", re.MULTILINE)
+TIMESCALEDB_VERSION_ROW = re.compile(r"^timescaledb_version\t(?P<version>[^\t\n]+)\t", re.MULTILINE)
 UNSUPPORTED_ARCHIVE = re.compile(r"unsupported version \(([0-9.]+)\) in file header")
 RENAME_ATTEMPTS = 50
 
@@ -114,13 +115,16 @@ def parse_archive_list(text):
     tables = 0
     table_data = 0
     entries = 0
+    extensions = []
     for line in text.splitlines():
         match = TOC_ENTRY.match(line)
         if not match:
             continue
         entries += 1
         rest = match.group("rest")
-        if rest.startswith("TABLE DATA "):
+        if rest.startswith("EXTENSION - "):
+            extensions.append(rest.split()[2])
+        elif rest.startswith("TABLE DATA "):
             table_data += 1
         elif rest.startswith("TABLE ") and not rest.startswith("TABLE ATTACH "):
             tables += 1
@@ -130,6 +134,7 @@ def parse_archive_list(text):
         "entries": entries,
         "tables": tables,
         "table_data": table_data,
+        "extensions": extensions,
         "dumped_from": version,
         "dumped_from_major": major_version(version) if version else None,
     }
@@ -428,6 +433,27 @@ class PostgresService:
             dropped.append(name)
         return dropped, warnings
 
+    def check_timescaledb_version(self, path):
+        """A TimescaleDB dump restores only into the TimescaleDB version it was dumped from: compare the version the
+        dump records (_timescaledb_catalog.metadata) with the one this server installs."""
+        metadata = self.stream(
+            ["pg_restore", "--file=-", "--data-only", "--schema=_timescaledb_catalog", "--table=metadata"],
+            stdin_path=path,
+            what="reading the TimescaleDB version of %s in %s" % (path, self.where),
+        )
+        dumped = TIMESCALEDB_VERSION_ROW.search(metadata)
+        available = self.psql(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'",
+            what="reading the TimescaleDB version of the server in %s" % self.where,
+        ).strip()
+        if dumped and dumped.group("version") != available:
+            raise PostgresBackupError(
+                "%s was dumped from TimescaleDB %s, and the server in %s has %s: a TimescaleDB dump restores only "
+                "into the same version. Run the Postgres image the backup was made with (the backup keeps its "
+                "compose file), then restore"
+                % (path, dumped.group("version"), self.where, available or "no TimescaleDB")
+            )
+
     def count_tables(self, database):
         out = self.psql(
             COUNT_TABLES, database=database, what="counting the tables of %s in %s" % (database, self.where)
@@ -544,6 +570,9 @@ def restore_dump(pg, src, check_mode=False, warn=None):
     pg.require_running()
     facts = pg.server_facts()
     archive = pg.inspect_archive(src, server_major=facts["server_major"])
+    timescaledb = "timescaledb" in archive["extensions"]
+    if timescaledb:
+        pg.check_timescaledb_version(src)
     database = pg.database
     result = dict(
         changed=True,
@@ -569,11 +598,25 @@ def restore_dump(pg, src, check_mode=False, warn=None):
             "CREATE DATABASE %s OWNER %s" % (quote_ident(database), quote_ident(pg.user)),
             what="creating database %s in %s" % (database, pg.where),
         )
+        if timescaledb:
+            # TimescaleDB's restore procedure: its catalog is restored with the extension in restoring mode (and
+            # its background workers stopped), never with pg_restore --jobs.
+            pg.psql(
+                ["CREATE EXTENSION IF NOT EXISTS timescaledb", "SELECT timescaledb_pre_restore()"],
+                database=database,
+                what="preparing database %s for a TimescaleDB restore in %s" % (database, pg.where),
+            )
         pg.stream(
             ["pg_restore", "-w", "-U", pg.user, "-d", database, "--exit-on-error"],
             stdin_path=src,
             what="pg_restore of %s into database %s in %s" % (src, database, pg.where),
         )
+        if timescaledb:
+            pg.psql(
+                "SELECT timescaledb_post_restore()",
+                database=database,
+                what="ending the TimescaleDB restore of database %s in %s" % (database, pg.where),
+            )
         restored = pg.count_tables(database)
         if restored != archive["tables"]:
             raise PostgresBackupError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from ttssandbox.fingerprint import DATA_SECTIONS
 
 from .conftest import sandbox
@@ -26,8 +27,16 @@ def role_playbook(role: str, variables: dict) -> str:
     )
 
 
-def test_the_upgrade_backup_restores_into_a_fresh_deployment(deploy, run_playbook, tmp_path: Path) -> None:
-    upgraded = deploy("3.31.1", "--seed", "small", "--extra-blob-files", "30")
+@pytest.mark.parametrize(
+    "shape",
+    [
+        pytest.param([], id="open-source"),
+        # TimescaleDB's dump is restored with its restore procedure (timescaledb_pre_restore/post_restore).
+        pytest.param(["--edition", "enterprise", "--postgres", "17"], id="enterprise-timescaledb"),
+    ],
+)
+def test_the_upgrade_backup_restores_into_a_fresh_deployment(deploy, run_playbook, tmp_path: Path, shape) -> None:
+    upgraded = deploy("3.31.1", "--seed", "small", "--extra-blob-files", "30", *shape)
     before = upgraded.fingerprint()
     backups = tmp_path / "backups"
     run = run_playbook(
@@ -46,7 +55,7 @@ def test_the_upgrade_backup_restores_into_a_fresh_deployment(deploy, run_playboo
     # The upgraded deployment goes away; only its backup is left (its compose file names the ports it used).
     assert sandbox("teardown", str(upgraded.dir)).returncode == 0
 
-    fresh = deploy("3.31.1", "--seed", "medium")
+    fresh = deploy("3.31.1", "--seed", "medium", *shape)
     run = run_playbook(role_playbook("restore", {"tts_project_dir": str(fresh.dir), "tts_restore_from": str(backup)}))
     assert run.rc == 0, run.stderr
     after = fresh.fingerprint()

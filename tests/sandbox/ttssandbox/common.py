@@ -58,7 +58,10 @@ EDITIONS = {
 }
 GRAFANA_REPOSITORY = "thethingsindustries/lorawan-stack-noc-grafana"
 REDIS_MAJORS = ("6", "7")
-POSTGRES_MAJORS = ("13", "15")
+# 13 and 15: plain PostgreSQL (Enterprise deployments name them timescale/timescaledb:latest-pg13/15 without the
+# extension); 17: real TimescaleDB, Enterprise only.
+TIMESCALEDB_MAJOR = "17"
+POSTGRES_MAJORS = ("13", "15", TIMESCALEDB_MAJOR)
 
 
 class SandboxError(Exception):

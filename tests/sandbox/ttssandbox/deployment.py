@@ -22,6 +22,7 @@ from .common import (
     REGISTRY,
     STACK_TAGS,
     TEMPLATES_DIR,
+    TIMESCALEDB_MAJOR,
     SandboxError,
     compose,
     compose_streamed,
@@ -30,7 +31,7 @@ from .common import (
     run,
 )
 from .host import docker_answers, registry_answers
-from .seed import SEED_SIZES, postgres_sql, redis_commands, write_pictures
+from .seed import SEED_SIZES, noc_sql, postgres_sql, redis_commands, write_pictures
 from .sizes import (
     POSTGRES_DEVICES_PER_APPLICATION,
     RedisExtra,
@@ -224,6 +225,8 @@ def deploy(
             )
         # What `latest` runs in the docs' file: the mirror's postgres:latest and redis:latest.
         redis, postgres = "7", "15"
+    if postgres == TIMESCALEDB_MAJOR and edition != "enterprise":
+        raise SandboxError(f"--postgres {TIMESCALEDB_MAJOR} is TimescaleDB, which only --edition enterprise runs")
     postgres_repository = "timescale/timescaledb:latest-pg" if edition == "enterprise" else "library/postgres:"
     values = {
         "registry": REGISTRY,
@@ -335,6 +338,8 @@ def start_and_seed(directory: Path, version: str, edition: str, seed: str) -> No
     for command in migrations(version, edition):
         compose(directory, "run", "--rm", "-T", "--no-deps", "stack", *command)
     compose(directory, *psql_args("-q"), input=postgres_sql(seed).encode())
+    if edition == "enterprise":
+        compose(directory, *psql_args("-q"), input=noc_sql().encode())
     pipe_to_redis(directory, [redis_commands(seed)])
 
 

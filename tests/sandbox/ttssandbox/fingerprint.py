@@ -25,6 +25,12 @@ SELECT format('%I.%I', schemaname, tablename),
            schemaname, tablename), false, true, '')))[1]::text, 'empty')
 FROM pg_tables
 WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+  AND format('%I.%I', schemaname, tablename) NOT IN (
+    -- TimescaleDB's bookkeeping, not the deployment's data: the installation's telemetry uuid (pg_dump leaves it
+    -- out, so a restore has a new one, by TimescaleDB's design) and the run statistics of its background jobs.
+    '_timescaledb_catalog.metadata',
+    '_timescaledb_internal.bgw_job_stat',
+    '_timescaledb_internal.bgw_job_stat_history')
 ORDER BY 1
 """
 

@@ -23,6 +23,7 @@ from .common import (
     REGISTRY_URL,
     STACK_TAGS,
     STATE_DIR,
+    TIMESCALEDB_MAJOR,
     SandboxError,
     health_path,
     run,
@@ -54,6 +55,8 @@ BASES = {
         "ca-certificates",
     ),
     "bullseye": ("redis-server", "postgresql-13"),
+    # TimescaleDB, as the Enterprise compose file runs it: Debian has it for PostgreSQL 17 (trixie) only.
+    "trixie": ("postgresql-17", "postgresql-17-timescaledb"),
 }
 PRUNED_FROM_ROOTFS = (
     "var/cache/apt/archives",
@@ -260,7 +263,7 @@ def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
     bookworm, bullseye = bases["bookworm"], bases["bullseye"]
     stack_dir = IMAGES_DIR / "stack"
     plan: list[tuple[str, str, Path]] = []
-    for major, base in (("15", bookworm), ("13", bullseye)):
+    for major, base in (("15", bookworm), ("13", bullseye), (TIMESCALEDB_MAJOR, bases["trixie"])):
         dockerfile = (
             f"FROM {base}\n"
             "COPY docker-entrypoint /usr/local/bin/docker-entrypoint\n"
@@ -269,6 +272,9 @@ def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
             "STOPSIGNAL SIGINT\n"
             'ENTRYPOINT ["docker-entrypoint"]\nCMD ["postgres"]\n'
         )
+        if major == TIMESCALEDB_MAJOR:  # the entrypoint preloads the extension where it is installed
+            plan.append((f"{REGISTRY}/timescale/timescaledb:latest-pg{major}", dockerfile, IMAGES_DIR / "postgres"))
+            continue
         plan.append((f"{REGISTRY}/library/postgres:{major}", dockerfile, IMAGES_DIR / "postgres"))
         if major == "15":  # the docs' compose file runs postgres:latest
             plan.append((f"{REGISTRY}/library/postgres:latest", dockerfile, IMAGES_DIR / "postgres"))

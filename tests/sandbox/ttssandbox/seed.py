@@ -152,3 +152,14 @@ def write_pictures(blob: Path, size: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         color = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
         (folder / f"{rng.randbytes(10).hex()}.png").write_bytes(png(64 * n, 48, color))
+
+
+def noc_sql() -> str:
+    """Gateway metrics over 200 days (about 30 TimescaleDB chunks), where the NOC's migrations made the table."""
+    return (
+        "DO $$ BEGIN IF to_regclass('noc_gateway_metrics') IS NOT NULL THEN "
+        "INSERT INTO noc_gateway_metrics (time, source, data) "
+        "SELECT timestamptz '2024-03-01T00:00:00Z' + n * interval '5 days', 'gateway-' || (n % 3), "
+        "jsonb_build_object('uplinks', n * 7, 'downlinks', n) FROM generate_series(1, 40) AS n; "
+        "END IF; END $$;"
+    )

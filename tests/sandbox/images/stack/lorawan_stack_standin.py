@@ -283,6 +283,9 @@ class EnterpriseSqlComponent:
         return [name for introduced, name in self.history if introduced <= version and name not in applied]
 
 
+# The NOC's metrics: time series, in TimescaleDB hypertables.
+TIME_SERIES_SUFFIXES = ("_metrics", "_uptime")
+
 ENTERPRISE_SQL_COMPONENTS = (
     EnterpriseSqlComponent(
         "noc-db",
@@ -558,9 +561,25 @@ def enterprise_sql_migrate(settings: Settings, component: EnterpriseSqlComponent
     for name in pending:
         with connection, connection.cursor() as cursor:
             # Names come from the constant histories above, never from input.
-            cursor.execute(f"CREATE TABLE IF NOT EXISTS {name} (id bigserial PRIMARY KEY, data jsonb)")
+            if name.endswith(TIME_SERIES_SUFFIXES):
+                create_time_series(cursor, name)
+            else:
+                cursor.execute(f"CREATE TABLE IF NOT EXISTS {name} (id bigserial PRIMARY KEY, data jsonb)")
             cursor.execute(f"INSERT INTO {component.table} (name) VALUES (%s)", (name,))  # noqa: S608
         log("INFO", "Applied migration", name=name)
+
+
+def create_time_series(cursor, name: str) -> None:
+    """A NOC metrics table: a TimescaleDB hypertable (chunks of 7 days) where the server has the extension, as
+    TTS's NOC keeps them; a plain table on a server without it (the sandbox's plain Postgres images)."""
+    cursor.execute(f"CREATE TABLE IF NOT EXISTS {name} (time timestamptz NOT NULL, source text, data jsonb)")
+    cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+    if cursor.fetchone():
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        cursor.execute(
+            "SELECT create_hypertable(%s, 'time', chunk_time_interval => interval '7 days', if_not_exists => true)",
+            (name,),
+        )
 
 
 # --- start --------------------------------------------------------------------------------------

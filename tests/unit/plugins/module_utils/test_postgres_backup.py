@@ -71,6 +71,7 @@ class FakeProject:
         self.tables = "2"
         self.listing = LISTING
         self.dump_bytes = b"PGDMP fake dump"
+        self.timescaledb_available = ""  # the server's TimescaleDB version; "" for none
 
     def require_services(self, names):
         return {"postgres": {"environment": self.environment}}
@@ -91,6 +92,8 @@ class FakeProject:
             return 0, "".join(name + "\n" for name in sorted(self.existing)), ""
         if "count(*) FROM pg_tables" in sql:
             return 0, self.tables + "\n", ""
+        if "pg_available_extensions" in sql:
+            return 0, self.timescaledb_available + "\n", ""
         return 0, "", ""
 
     def run_with_files(self, args, stdin_path=None, stdout_path=None, env=None, what=None, on_wait=None):
@@ -107,6 +110,10 @@ class FakeProject:
             raise ComposeError(f"{what} failed in /srv/tts (exit 1): {stderr}", args, 1, stderr)
         if stdout_path:
             Path(stdout_path).write_bytes(self.dump_bytes)
+        if args[-1] == "--table=metadata":
+            return "COPY _timescaledb_catalog.metadata (key, value, include_in_telemetry) FROM stdin;\n" + (
+                "timescaledb_version\t2.19.3\tf\n\\.\n"
+            )
         return self.listing if args[-1] == "--list" else ""
 
 
@@ -392,3 +399,19 @@ def test_a_database_that_stays_in_use_is_not_renamed_and_the_message_says_why(tm
         run_restore(FakeModule(tmp_path), project)
     assert "Stop the services that keep connecting to database ttn_lorawan (the stack) and retry" in str(caught.value)
     assert not [sql for sql in project.sql if "CREATE DATABASE" in sql or "DROP" in sql]
+
+
+def test_a_timescaledb_dump_restores_only_into_its_timescaledb_version(tmp_path: Path, dump_file: Path) -> None:
+    # The sandbox has one TimescaleDB version (Debian's), so a server with another one is faked.
+    project = FakeProject()
+    project.listing = LISTING + "2; 3079 16564 EXTENSION - timescaledb \n"
+    project.timescaledb_available = "2.17.0"
+    with pytest.raises(PostgresBackupError, match=r"dumped from TimescaleDB 2\.19\.3, and the server .* has 2\.17\.0"):
+        run_restore(FakeModule(tmp_path), project)
+    assert not [sql for sql in project.sql if "RENAME" in sql or "DROP" in sql or "CREATE" in sql]
+
+
+def test_archive_list_names_the_extensions() -> None:
+    listing = LISTING + "2; 3079 16564 EXTENSION - timescaledb \n4467; 0 0 COMMENT - EXTENSION timescaledb \n"
+    assert parse_archive_list(listing)["extensions"] == ["timescaledb"]
+    assert parse_archive_list(LISTING)["extensions"] == []
