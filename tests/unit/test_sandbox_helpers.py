@@ -30,6 +30,8 @@ from ttssandbox.sizes import (
     write_extra_blob_files,
 )
 
+BASES = {"bookworm": "base:bookworm", "bullseye": "base:bullseye", "trixie": "base:trixie"}
+
 
 def test_a_first_install_forces_only_ns_db() -> None:
     first_install = ["is-db migrate", "ns-db migrate --force", "as-db migrate", "js-db migrate"]
@@ -215,7 +217,7 @@ def test_size_options_default_to_nothing_extra(option: str) -> None:
 
 
 def test_stack_images_check_health_as_the_real_image_does() -> None:
-    plan = image_plan({"bookworm": "base:bookworm", "bullseye": "base:bullseye"})
+    plan = image_plan(BASES)
     stack_images = [
         dockerfile for name, dockerfile, _context in plan if name.startswith("lorawan-tts-sandbox/stack-tt")
     ]
@@ -230,7 +232,7 @@ def test_stack_images_check_health_as_the_real_image_does() -> None:
 
 
 def test_stack_images_have_no_entrypoint_and_run_as_uid_886_and_databases_have_latest() -> None:
-    plan = image_plan({"bookworm": "base:bookworm", "bullseye": "base:bullseye"})
+    plan = image_plan(BASES)
     dockerfiles = {name: dockerfile for name, dockerfile, _context in plan}
     for binary in ("ttn-lw-stack", "tti-lw-stack"):
         dockerfile = dockerfiles[f"lorawan-tts-sandbox/stack-{binary}:latest"]
@@ -238,3 +240,6 @@ def test_stack_images_have_no_entrypoint_and_run_as_uid_886_and_databases_have_l
         assert dockerfile.endswith("USER 886:886\n")
     assert dockerfiles["localhost:5000/library/postgres:latest"] == dockerfiles["localhost:5000/library/postgres:15"]
     assert dockerfiles["localhost:5000/library/redis:latest"] == dockerfiles["localhost:5000/library/redis:7"]
+    # TimescaleDB's image is Debian trixie's PostgreSQL 17; there is no plain postgres:17.
+    assert dockerfiles["localhost:5000/timescale/timescaledb:latest-pg17"].startswith("FROM base:trixie\n")
+    assert "localhost:5000/library/postgres:17" not in dockerfiles
