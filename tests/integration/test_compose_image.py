@@ -183,7 +183,7 @@ def test_enterprise_stack_and_grafana_move_together(pristine_enterprise: Deploym
     assert path.read_bytes() == expected
     images = compose_images(pristine_enterprise)
     assert (images["stack"], images["grafana"]) == (f"{ENTERPRISE_IMAGE}:{NEW}", f"{GRAFANA_IMAGE}:{NEW}")
-    assert images["postgres"].endswith("timescale/timescaledb:latest-pg15"), "other services are left alone"
+    assert images["postgres"].endswith("timescale/timescaledb:latest-pg17"), "other services are left alone"
     assert set_image(run_playbook, options)["changed"] is False
 
 

@@ -129,9 +129,10 @@ def test_enterprise_grafana_tag_must_match_the_stack(run_playbook, enterprise) -
 def test_moving_database_images_are_warned_about_and_digests_are_reported(
     run_playbook, open_source, compose_file
 ) -> None:
-    digest = run(["docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}", f"{REGISTRY}/library/redis:7"])
-    assert digest.returncode == 0, digest.stderr
-    pinned = digest.stdout.strip()  # localhost:5000/library/redis@sha256:...
+    digests = run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", f"{REGISTRY}/library/redis:7"])
+    assert digests.returncode == 0, digests.stderr
+    # The same image may also be known by its Docker Hub name (redis:latest, pulled through the registry mirror).
+    (pinned,) = [name for name in json.loads(digests.stdout) if name.startswith(f"{REGISTRY}/library/redis@")]
     compose_file.write_text(
         compose_file.read_text()
         .replace(f"{REGISTRY}/library/postgres:15", f"{REGISTRY}/library/postgres:latest")

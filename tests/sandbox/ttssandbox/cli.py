@@ -26,7 +26,12 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--version", required=True)
     deploy.add_argument("--edition", choices=sorted(EDITIONS), default="open-source")
     deploy.add_argument("--redis", choices=REDIS_MAJORS, default="7")
-    deploy.add_argument("--postgres", choices=POSTGRES_MAJORS, default="15")
+    deploy.add_argument(
+        "--postgres",
+        choices=POSTGRES_MAJORS,
+        help="the Postgres major: 15 by default, 17 (TimescaleDB) for --edition enterprise; 13 and 15 on "
+        "Enterprise are plain Postgres under TimescaleDB's image name",
+    )
     deploy.add_argument("--seed", choices=sorted(deployment.SEED_SIZES), default="small")
     deploy.add_argument("--ports-offset", type=int, default=None)
     deploy.add_argument(

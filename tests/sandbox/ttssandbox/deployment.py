@@ -205,7 +205,7 @@ def deploy(
     *,
     edition: str = "open-source",
     redis: str = "7",
-    postgres: str = "15",
+    postgres: str | None = None,
     seed: str = "small",
     ports_offset: int | None = None,
     extra_blob_files: int = 0,
@@ -217,6 +217,8 @@ def deploy(
     directory = directory.absolute()
     sizes = {"extra_blob_files": extra_blob_files, "extra_redis_mb": extra_redis_mb, "postgres_mb": postgres_mb}
     check_inputs(directory, version, ports_offset, sizes)
+    # Enterprise runs TimescaleDB, as the docs' Enterprise compose file does.
+    postgres = postgres or (TIMESCALEDB_MAJOR if edition == "enterprise" else "15")
     if layout == "docs":
         if edition != "open-source":
             raise SandboxError(
