@@ -252,19 +252,6 @@ def moved_since(seen: Optional[Dict[str, Any]], previous: Optional[Dict[str, Any
     return seen_state(seen) != previous
 
 
-def note_run(journal: "Journal", run: str, phase: str = "", **changes: Any) -> Dict[str, Any]:
-    """Write changes (and a mark of phase, starting now) into the open record of run."""
-    with journal.locked():
-        record = journal.owned(run)
-        if phase:
-            changes.update(phase=phase, marks=(record.get("marks") or []) + [[phase, journal.clock()]])
-        if not changes:
-            return record
-        record.update(changes)
-        journal.write(record)
-        return record
-
-
 def close_run(journal: "Journal", run: str, outcome: str = "") -> Dict[str, Any]:
     """Record how the run ended: outcome, or what its record says (run_state). A run that failed with the stack
     stopped (its rollback failed, or was not wanted) abandons the journal instead: the next run takes it over at
@@ -355,12 +342,16 @@ class Journal:
             return None
         return record if record and record.get("run") == run else None
 
-    def update(self, run: str, **changes: Any) -> Dict[str, Any]:
-        """Write changes into the open record of run; refuse when another run holds the journal."""
+    def update(self, run: str, mark: str = "", **changes: Any) -> Dict[str, Any]:
+        """Write changes (and the mark of a phase that starts now) into the open record of run; refuse when another
+        run holds the journal. Nothing to write writes nothing."""
         with self.locked():
             record = self.owned(run)
-            record.update(changes)
-            self.write(record)
+            if mark:
+                changes.update(phase=mark, marks=(record.get("marks") or []) + [[mark, self.clock()]])
+            if changes:
+                record.update(changes)
+                self.write(record)
             return record
 
 

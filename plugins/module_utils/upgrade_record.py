@@ -7,18 +7,17 @@ summary and, for a failed run, the message that says where the data is and what 
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from typing import Any, Dict, List, Optional
 
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_manifest import BackupManifestError
+from ansible_collections.lorawan.tts.plugins.module_utils.backup_manifest import load as load_manifest
 from ansible_collections.lorawan.tts.plugins.module_utils.journal import run_state
 
 SUMMARY_FAILURE_LIMIT = 300
 SERVING = "serving"
 # Marks where the stack goes down: the upgrade's stop, and the stop of a rollback after the new version served.
 DOWN = ("stop", "rollback stop")
-MANIFEST_NAME = "manifest.json"
 
 
 class RecordError(Exception):
@@ -151,13 +150,12 @@ def failure_message(report: Dict[str, Any], snapshot: str, rollback_enabled: boo
 
 
 def sealed_backup(path: str) -> Optional[Dict[str, Any]]:
-    """The path, size and file count of the backup in path when its manifest says it is complete, else None."""
+    """The path, size and file count of the backup in path when it has a complete manifest, else None."""
     if not path:
         return None
     try:
-        with open(os.path.join(path, MANIFEST_NAME), encoding="utf-8") as handle:
-            files = json.load(handle).get("files") or {}
-    except (OSError, ValueError):
+        files = load_manifest(path)["files"]
+    except (BackupManifestError, OSError):
         return None
     return {"path": path, "size": sum(int(entry.get("size") or 0) for entry in files.values()), "files": len(files)}
 

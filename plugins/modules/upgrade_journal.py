@@ -188,7 +188,6 @@ from ansible_collections.lorawan.tts.plugins.module_utils.journal import (
     close_run,
     failure_text,
     moved_since,
-    note_run,
     open_run,
     run_state,
 )
@@ -203,7 +202,7 @@ def noted(module: AnsibleModule, journal: Journal) -> None:
         changes["rollback_failure"] = params["rollback_failure"]
     record = journal.held_by(params["run"])
     if record is not None and not module.check_mode:
-        record = note_run(journal, params["run"], params["phase"] or "", **changes)
+        record = journal.update(params["run"], mark=params["phase"] or "", **changes)
     module.exit_json(
         changed=record is not None and not module.check_mode and bool(changes or params["phase"]),
         journal=record,

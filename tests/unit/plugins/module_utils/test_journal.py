@@ -21,7 +21,6 @@ from ansible_collections.lorawan.tts.plugins.module_utils.journal import (
     failure_text,
     judge,
     moved_since,
-    note_run,
     open_run,
     process_start,
     run_state,
@@ -167,14 +166,14 @@ def test_open_after_a_run_that_stopped_nothing_starts_afresh(tmp_path: Path) -> 
 def test_close_and_abandon(tmp_path: Path) -> None:
     journal = Journal(str(tmp_path), clock=lambda: NOW)
     open_run(journal, "run-1", {}, HERE, 1800, BOOT)
-    note_run(journal, "run-1", "files")
+    journal.update("run-1", mark="files")
     assert close_run(journal, "run-1")["outcome"] == "upgraded"
     open_run(journal, "run-2", {}, HERE, 1800, BOOT)
-    note_run(journal, "run-2", "pull", failure="pull: no such tag")
+    journal.update("run-2", mark="pull", failure="pull: no such tag")
     assert close_run(journal, "run-2")["outcome"] == "failed", "nothing stopped: closed, not abandoned"
     open_run(journal, "run-3", {}, HERE, 1800, BOOT)
-    note_run(journal, "run-3", "stop")
-    note_run(journal, "run-3", failure="migrate 3.98.0: exit 255", rollback_failure="redis is down")
+    journal.update("run-3", mark="stop")
+    journal.update("run-3", failure="migrate 3.98.0: exit 255", rollback_failure="redis is down")
     abandoned = close_run(journal, "run-3")
     assert abandoned["outcome"] is None
     assert abandoned["abandoned"]
@@ -188,10 +187,10 @@ def test_notes_mark_phases_and_keep_what_failed(tmp_path: Path) -> None:
     journal = Journal(str(tmp_path), clock=lambda: NOW + next(ticks))
     opened = open_run(journal, "run-1", {"started": NOW - 3}, HERE, 1800, BOOT)
     assert opened["journal"]["marks"] == [["preflight", NOW - 3]]
-    record = note_run(journal, "run-1", "pull", hops=["3.32.0"])
+    record = journal.update("run-1", mark="pull", hops=["3.32.0"])
     assert record["marks"][-1][0] == "pull"
     assert (record["phase"], record["hops"]) == ("pull", ["3.32.0"])
-    assert note_run(journal, "run-1") == journal.read(), "nothing to note: nothing written"
+    assert journal.update("run-1") == journal.read(), "nothing to note: nothing written"
     assert run_state(record) == {
         "stopped": False,
         "captured": False,
@@ -200,10 +199,10 @@ def test_notes_mark_phases_and_keep_what_failed(tmp_path: Path) -> None:
         "failed": False,
         "outcome": "upgraded",
     }
-    record = note_run(journal, "run-1", "stop")
-    record = note_run(journal, "run-1", "serving", captured=True)
+    record = journal.update("run-1", mark="stop")
+    record = journal.update("run-1", mark="serving", captured=True)
     assert run_state(record)["serving"] and run_state(record)["stopped"]
-    record = note_run(journal, "run-1", "seal", failure="seal: disk full")
+    record = journal.update("run-1", mark="seal", failure="seal: disk full")
     assert run_state(record)["serving"], "sealing the backup: the new version still serves"
     assert run_state(record)["outcome"] == "failed"
     assert run_state(dict(record, rolled_back=True))["outcome"] == "rolled-back"
@@ -229,7 +228,7 @@ def test_the_module_abandons_the_journal_of_a_run_that_leaves_the_stack_stopped(
 
     journal = Journal(str(tmp_path))
     open_run(journal, "run-1", {}, HERE, 1800, BOOT)
-    note_run(journal, "run-1", "stop", failure="migrate: exit 255", rollback_failure="redis is down")
+    journal.update("run-1", mark="stop", failure="migrate: exit 255", rollback_failure="redis is down")
     arguments = {"project_src": str(tmp_path), "run": "run-1", "state": "closed"}
     monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": arguments}).encode())
     with pytest.raises(SystemExit):

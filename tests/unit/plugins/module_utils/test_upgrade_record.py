@@ -159,7 +159,11 @@ def test_the_report_of_an_upgrade_is_made_from_its_journal(tmp_path: Path) -> No
     assert report["timings"]["seal"] == 2.8
     assert report["migrations"] == [{"command": "is-db migrate", "applied": True}]
     assert "message" not in report
-    (backup / "manifest.json").write_text(json.dumps({"files": {"a": {"size": 3}, "b": {"size": 4}}}))
+    manifest = {"format": 1, "postgres": {"file": "a"}, "redis": {"file": "b"}, "stack_version": "3.31.1", "files": {}}
+    (backup / "manifest.json").write_text(json.dumps(manifest))
+    assert build(journal_record(backup), "/srv/tts", 112.0)["backup"] is None, "a manifest that lists no dump"
+    manifest["files"] = {"a": {"size": 3}, "b": {"size": 4}}
+    (backup / "manifest.json").write_text(json.dumps(manifest))
     assert build(journal_record(backup), "/srv/tts", 112.0)["backup"] == {"path": str(backup), "size": 7, "files": 2}
 
 
