@@ -59,6 +59,22 @@ def image_id(reference: str) -> str:
     return run(["docker", "image", "inspect", "--format", "{{.Id}}", reference]).stdout.strip()
 
 
+def rolled_back_report(failed) -> dict:
+    assert failed.rc != 0
+    report = upgrade_report(failed)
+    assert report["result"] == "rolled-back", report
+    return report
+
+
+def assert_3_22_2_is_back(deployment: Deployment, before: dict) -> None:
+    """The docs' file as it was, 3.22.2 answering (on /healthz/live: it has no /healthz), the data as before."""
+    assert (deployment.dir / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
+    after = deployment.fingerprint()
+    assert after["stack_version"] == "3.22.2"
+    assert data_differences(before, after) == []
+    assert deployment.healthz() == 200
+
+
 @pytest.fixture(scope="module")
 def docs_deployment(deploy) -> Deployment:
     deployment = deploy("3.22.2", "--compose", "docs")
@@ -76,19 +92,13 @@ def test_a_failing_migration_in_the_bun_trap_is_rolled_back_to_the_image_that_ra
     deployment = docs_deployment
     before = deployment.fingerprint()
     failed = run_playbook(upgrade_playbook(deployment, tmp_path, "3.30.9"))
-    assert failed.rc != 0
-    report = upgrade_report(failed)
-    assert report["result"] == "rolled-back", report
+    report = rolled_back_report(failed)
     assert report["hops"] == ["3.24.2", "3.30.9"]
     cutover = cutover_result(failed)
     assert cutover["images_brought_back"] == [STACK_LATEST]
     assert cutover["images_before"]["stack"] == image_id("thethingsnetwork/lorawan-stack:3.22.2")
     assert image_id(STACK_LATEST) == image_id("thethingsnetwork/lorawan-stack:3.22.2")
-    assert (deployment.dir / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
-    after = deployment.fingerprint()
-    assert after["stack_version"] == "3.22.2"
-    assert data_differences(before, after) == []
-    assert deployment.healthz() == 200  # /healthz/live: 3.22.2 has no /healthz
+    assert_3_22_2_is_back(deployment, before)
 
 
 def test_a_rollback_after_the_cutover_brings_back_3_22_2(docs_deployment, run_playbook, tmp_path) -> None:
@@ -101,16 +111,10 @@ def test_a_rollback_after_the_cutover_brings_back_3_22_2(docs_deployment, run_pl
     failed = run_playbook(
         upgrade_playbook(deployment, tmp_path / "backups", "3.36.0", tts_post_upgrade_tasks=str(failing_tasks))
     )
-    assert failed.rc != 0
-    report = upgrade_report(failed)
-    assert report["result"] == "rolled-back", report
+    report = rolled_back_report(failed)
     assert report["hops"] == ["3.24.2", "3.36.0"]
-    assert (deployment.dir / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
     assert image_id(STACK_LATEST) == image_id("thethingsnetwork/lorawan-stack:3.22.2")
-    after = deployment.fingerprint()
-    assert after["stack_version"] == "3.22.2"
-    assert data_differences(before, after) == []
-    assert deployment.healthz() == 200
+    assert_3_22_2_is_back(deployment, before)
 
 
 def test_a_migration_missing_after_the_start_is_rolled_back(docs_deployment, run_playbook, tmp_path) -> None:
@@ -119,17 +123,11 @@ def test_a_migration_missing_after_the_start_is_rolled_back(docs_deployment, run
     deployment = docs_deployment
     before = deployment.fingerprint()
     failed = run_playbook(upgrade_playbook(deployment, tmp_path, "3.98.2", tts_allow_unreleased_version=True))
-    assert failed.rc != 0
-    report = upgrade_report(failed)
-    assert report["result"] == "rolled-back", report
+    report = rolled_back_report(failed)
     assert "is-db status reports 1 of its" in report["failure"]
     marks = [mark[0] for mark in cutover_result(failed)["marks"]]
     assert marks.index("serving") < marks.index("rollback stop")
-    assert (deployment.dir / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
-    after = deployment.fingerprint()
-    assert after["stack_version"] == "3.22.2"
-    assert data_differences(before, after) == []
-    assert deployment.healthz() == 200
+    assert_3_22_2_is_back(deployment, before)
 
 
 def test_the_upgrade_pins_the_target_in_place_of_latest(docs_deployment, run_playbook, tmp_path) -> None:
