@@ -11,11 +11,14 @@ import re
 import shlex
 import time
 from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import urlparse
 
-from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError
+from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, environment_dict
 from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import parse_image
 from ansible_collections.lorawan.tts.plugins.module_utils.editions import stack_binary, stack_edition
+from ansible_collections.lorawan.tts.plugins.module_utils.postgres_backup import PostgresService
 from ansible_collections.lorawan.tts.plugins.module_utils.versions import (
+    NOC_GENERALLY_AVAILABLE,
     REDIS_SCHEMA_KEYS,
     VersionError,
     migration_plan,
@@ -33,6 +36,8 @@ MGET_ITEM = re.compile(r'^\s*(?:\d+\)\s+)?(?:"(?P<value>[^"]*)"|\(nil\))\s*$')
 RUNNER_SECONDS = 3600
 # Every schema-version key the Redis components read or record, each component's own key first.
 ALL_REDIS_SCHEMA_KEYS = [key for component in REDIS_SCHEMA_KEYS for key in redis_schema_keys(component)]
+# Where the stack's environment names the NOC's database (the docs' Enterprise compose file sets both).
+NOC_DATABASE_URI_VARIABLES = ("TTN_LW_NOC_STORE_DATABASE_URI", "TTN_LW_IS_DATABASE_URI")
 COMPOSE_NOISE = re.compile(r"^\s*(Container|Network|Volume|Image) \S+ \w+|^time=\".*level=warning")
 
 
@@ -71,6 +76,18 @@ def output_summary(text):
     return " | ".join(lines[-OUTPUT_TAIL_LINES:])
 
 
+def noc_database(stack_config, postgres_config) -> str:
+    """The database the NOC keeps its data in: the one of the stack's NOC (else Identity Server) database URI, else
+    the postgres service's own (POSTGRES_DB, which defaults to POSTGRES_USER)."""
+    stack_environment = environment_dict(stack_config.get("environment"))
+    for name in NOC_DATABASE_URI_VARIABLES:
+        database = urlparse(stack_environment.get(name) or "").path.strip("/")
+        if database:
+            return database
+    postgres_environment = environment_dict(postgres_config.get("environment"))
+    return postgres_environment.get("POSTGRES_DB") or postgres_environment.get("POSTGRES_USER") or "postgres"
+
+
 class StackMigration:
     """One hop: check the compose file's stack image, plan the commands, run them."""
 
@@ -85,6 +102,7 @@ class StackMigration:
             parse_version(version)
         services = project.require_services([service, redis_service, postgres_service])
         self.stack_config = services[service]
+        self.postgres_config = services[postgres_service]
         self.edition = detect_edition(self.stack_config) if edition == "auto" else edition
         self._entrypoint: Optional[List[str]] = None
         self.check_image_tag()
@@ -119,7 +137,13 @@ class StackMigration:
 
     def plan(self, components: Optional[List[str]] = None, force: bool = False) -> List[List[str]]:
         """The hop's commands; components replaces the plan, force adds --force to its Redis components."""
-        plan = migration_plan(self.edition, self.from_version, self.to_version, self.redis_schema_versions())
+        plan = migration_plan(
+            self.edition,
+            self.from_version,
+            self.to_version,
+            self.redis_schema_versions(),
+            noc_set_up=not self.crosses_noc_availability() or self.noc_set_up(),
+        )
         if components:
             plan = [argv for argv in plan if argv[0] in components]
             planned = {argv[0] for argv in plan}
@@ -128,6 +152,28 @@ class StackMigration:
             plan = [[*argv, "--force"] if argv[0] in REDIS_SCHEMA_KEYS and "--force" not in argv else argv
                     for argv in plan]  # fmt: skip
         return plan
+
+    def crosses_noc_availability(self) -> bool:
+        """An Enterprise hop from before 3.21.0, where the NOC became generally available, to 3.21.0 or later."""
+        return self.edition == "enterprise" and parse_version(
+            self.from_version
+        ) < NOC_GENERALLY_AVAILABLE <= parse_version(self.to_version)
+
+    def noc_set_up(self) -> bool:
+        """Whether the NOC was ever set up: its database has TimescaleDB hypertables, where the NOC keeps its
+        metrics. (Inferred: Enterprise is closed source, and its own migration table is not documented.)"""
+        postgres = PostgresService(self.project, self.postgres_service)
+        database = noc_database(self.stack_config, self.postgres_config)
+        what = "looking for the NOC's TimescaleDB hypertables in database %s" % database
+        extension = postgres.psql(
+            "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'", database=database, what=what
+        )
+        if extension != "1":
+            return False
+        hypertables = postgres.psql(
+            "SELECT count(*) FROM timescaledb_information.hypertables", database=database, what=what
+        )
+        return hypertables != "0"
 
     def check_applied(self) -> Dict[str, Any]:
         """After the start, what the hop's migrations must have left: every Redis schema version current and,

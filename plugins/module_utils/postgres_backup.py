@@ -685,6 +685,10 @@ SNAPSHOT_INFIX = "_snapshot_"
 FILE_COPY_FROM_MAJOR = (15,)
 
 
+SNAPSHOT_ATTEMPTS = 3
+SNAPSHOT_RETRY_SECONDS = 0.5
+
+
 def snapshot_name(database, stamp):
     """ttn_lorawan + 20260314T021500Z -> ttn_lorawan_snapshot_20260314t021500z (an unquoted-safe identifier)."""
     suffix = SNAPSHOT_INFIX + stamp.lower()
@@ -750,25 +754,31 @@ def create_snapshot(pg, name, check_mode=False, plan=None):
     if check_mode:
         return result
     sessions = "pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()" % quote_literal(pg.database)
-    try:
-        out = pg.psql(
-            [
-                "SELECT count(pg_terminate_backend(pid)) FROM " + sessions,  # noqa: S608 a quoted literal
-                "CREATE DATABASE %s TEMPLATE %s%s"
-                % (quote_ident(name), quote_ident(pg.database), " STRATEGY " + strategy if strategy else ""),
-                "SELECT pg_database_size(%s)" % quote_literal(name),
-            ],
-            what="copying database %s to %s in %s" % (pg.database, name, pg.where),
-        )
-    except ComposeError as error:
-        hint = (
-            "stop the services that connect to it (the stack) and retry"
-            if "being accessed by other users" in (error.stderr or "")
-            else "free space in the Postgres data volume (the copy is as large as the database) and retry"
-        )
-        raise PostgresBackupError(
-            "%s; %s" % (error, hint), argv=error.argv, rc=error.rc, stderr=error.stderr
-        ) from error
+    commands = [
+        "SELECT count(pg_terminate_backend(pid)) FROM " + sessions,  # noqa: S608 a quoted literal
+        "CREATE DATABASE %s TEMPLATE %s%s"
+        % (quote_ident(name), quote_ident(pg.database), " STRATEGY " + strategy if strategy else ""),
+        "SELECT pg_database_size(%s)" % quote_literal(name),
+    ]
+    # A session can connect between the termination and the copy: TimescaleDB's launcher starts its scheduler
+    # again in a database with the extension. Such a race is tried again; a stack that still runs is not.
+    for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
+        try:
+            out = pg.psql(commands, what="copying database %s to %s in %s" % (pg.database, name, pg.where))
+            break
+        except ComposeError as error:
+            accessed = "being accessed by other users" in (error.stderr or "")
+            if accessed and attempt < SNAPSHOT_ATTEMPTS:
+                time.sleep(SNAPSHOT_RETRY_SECONDS)
+                continue
+            hint = (
+                "stop the services that connect to it (the stack) and retry"
+                if accessed
+                else "free space in the Postgres data volume (the copy is as large as the database) and retry"
+            )
+            raise PostgresBackupError(
+                "%s; %s" % (error, hint), argv=error.argv, rc=error.rc, stderr=error.stderr
+            ) from error
     result["size"] = int(out.splitlines()[-1])
     return result
 

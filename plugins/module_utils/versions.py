@@ -51,6 +51,8 @@ NS_DB_FORCE_REQUIRED = (3, 25, 0)
 # Enterprise releases whose `storage-db migrate` has work to do.
 STORAGE_DB_MIGRATIONS = ((3, 20, 0), (3, 26, 0))
 DCS_DB_REMOVED = (3, 26, 0)
+# From 3.21.0 the NOC is generally available: a deployment that never set it up needs `noc-db init`.
+NOC_GENERALLY_AVAILABLE = (3, 21, 0)
 JS_DB_INTRODUCED = (3, 18, 0)
 
 
@@ -141,6 +143,7 @@ def migration_plan(
     from_version: str,
     to_version: str,
     redis_schema_versions: Mapping[str, Optional[Union[str, int]]],
+    noc_set_up: bool = True,
 ) -> List[List[str]]:
     """The `*-db migrate` commands (argv after the stack binary) for one hop, in order: only what the hop needs.
 
@@ -148,7 +151,8 @@ def migration_plan(
     when the key is missing (a component left out counts as missing). `is-db migrate` runs on every hop (a no-op
     when nothing is pending); a Redis component's `migrate` only when its key is missing or below 1, with --force
     only for `ns-db` from 3.25.0, which refuses such a Redis otherwise. Enterprise adds `noc-db migrate` on every
-    hop, `storage-db migrate` on a hop that reaches 3.20.0 or 3.26.0, and `dcs-db migrate` like the other Redis
+    hop (`noc-db init` in its place on a hop to 3.21.0 or later when the NOC was never set up, nothing before),
+    `storage-db migrate` on a hop that reaches 3.20.0 or 3.26.0, and `dcs-db migrate` like the other Redis
     components but only before 3.26.0, which removed it.
     """
     if edition not in EDITIONS:
@@ -168,7 +172,10 @@ def migration_plan(
     if target >= JS_DB_INTRODUCED and outdated("js-db"):
         plan.append(["js-db", "migrate"])
     if edition == "enterprise":
-        plan.append(["noc-db", "migrate"])
+        if noc_set_up:
+            plan.append(["noc-db", "migrate"])
+        elif target >= NOC_GENERALLY_AVAILABLE:
+            plan.append(["noc-db", "init"])
         if any(start < release <= target for release in STORAGE_DB_MIGRATIONS):
             plan.append(["storage-db", "migrate"])
         if target < DCS_DB_REMOVED and outdated("dcs-db"):

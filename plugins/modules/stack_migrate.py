@@ -26,6 +26,11 @@ description:
   - "On Enterprise also C(noc-db migrate) on every hop, C(storage-db migrate) on a hop that reaches 3.20.0 or
     3.26.0 (from below), and C(dcs-db migrate) only below 3.26 (from 3.26 on it only prints help) when its key
     C(ttn:v3:dcs:schema-version) is missing or below 1."
+  - "On Enterprise, on a hop from before 3.21.0 to 3.21.0 or later (the NOC generally available), C(noc-db init)
+    in place of C(noc-db migrate) when the NOC was never set up: its database (the one of
+    C(TTN_LW_NOC_STORE_DATABASE_URI), else C(TTN_LW_IS_DATABASE_URI), else the postgres service's C(POSTGRES_DB))
+    has no TimescaleDB hypertable, where the NOC keeps its metrics. Enterprise is closed source: this sign is
+    inferred from its documentation."
   - Refuses a pair that crosses 3.19.2 or 3.24 in one hop and names the hop to take
     (see the P(lorawan.tts.upgrade_path#filter) filter).
   - The compose file's stack image must already carry O(to_version) (set it with M(lorawan.tts.compose_image)).

@@ -1,11 +1,12 @@
-"""The docs' Open Source docker-compose.yml verbatim: every image on `latest`, pulled by its Docker Hub name through
-the registry mirror, the deployment started when `latest` was 3.22.2 and the engine's `latest` pulled on to 3.36.0
-since (tts-sandbox deploy --compose docs). The collection reads the version from the container, pins the target in
-place of `latest`, and a rollback brings back the image that ran, not what `latest` names now.
+"""The docs' docker-compose.yml files verbatim (Open Source, and Enterprise with TimescaleDB and grafana on
+ghcr.io): every image on `latest`, pulled by its Docker Hub (or ghcr.io) name through the sandbox's registries, the
+deployment started when `latest` was 3.22.2 and the engine's `latest` pulled on to 3.36.0 since (tts-sandbox deploy
+--compose docs). The collection reads the version from the container, pins the target in place of `latest`, and a
+rollback brings back the images that ran, not what `latest` names now.
 
-One deployment for the whole file, in this order: a failing migration inside the bun trap, rolled back in the
-cutover; 3.36.0 whose post-upgrade tasks fail, rolled back after the cutover; a migration found missing after the
-start, rolled back; 3.36.0."""
+One deployment per edition for the whole file, in this order: a failing migration inside the bun trap, rolled back
+in the cutover; 3.36.0 whose post-upgrade tasks fail, rolled back after the cutover; a migration found missing after
+the start, rolled back; 3.36.0."""
 
 from __future__ import annotations
 
@@ -13,14 +14,31 @@ import json
 from pathlib import Path
 
 import pytest
-from ttssandbox.common import TEMPLATES_DIR
+from ttssandbox.common import EDITIONS, GHCR_HOST, GRAFANA_REPOSITORY, TEMPLATES_DIR
+from ttssandbox.deployment import edition_of
 from ttssandbox.fingerprint import data_differences
 
 from .conftest import Deployment, run
 
-DOCS_FILE = TEMPLATES_DIR / "docs" / "docker-compose-open-source.yml"
-STACK_LATEST = "thethingsnetwork/lorawan-stack:latest"
 ROLE = "lorawan.tts.upgrade : "
+
+
+def docs_file(deployment: Deployment) -> str:
+    return (TEMPLATES_DIR / "docs" / f"docker-compose-{edition_of(deployment.dir)}.yml").read_text()
+
+
+def moving_images(deployment: Deployment) -> list[str]:
+    """The repositories whose `latest` the docs' file runs and the upgrade moves: the stack's, and grafana's on
+    Enterprise."""
+    repositories = [EDITIONS[edition_of(deployment.dir)]["repository"]]
+    if edition_of(deployment.dir) == "enterprise":
+        repositories.append(f"{GHCR_HOST}/{GRAFANA_REPOSITORY}")
+    return repositories
+
+
+def assert_latest_names(deployment: Deployment, version: str) -> None:
+    for repository in moving_images(deployment):
+        assert image_id(f"{repository}:latest") == image_id(f"{repository}:{version}"), repository
 
 
 def upgrade_playbook(deployment: Deployment, backups: Path, target: str, **variables) -> str:
@@ -68,20 +86,20 @@ def rolled_back_report(failed) -> dict:
 
 def assert_3_22_2_is_back(deployment: Deployment, before: dict) -> None:
     """The docs' file as it was, 3.22.2 answering (on /healthz/live: it has no /healthz), the data as before."""
-    assert (deployment.dir / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
+    assert (deployment.dir / "docker-compose.yml").read_text() == docs_file(deployment)
+    assert_latest_names(deployment, "3.22.2")
     after = deployment.fingerprint()
     assert after["stack_version"] == "3.22.2"
     assert data_differences(before, after) == []
     assert deployment.healthz() == 200
 
 
-@pytest.fixture(scope="module")
-def docs_deployment(deploy) -> Deployment:
-    deployment = deploy("3.22.2", "--compose", "docs")
-    assert (deployment.dir / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
+@pytest.fixture(scope="module", params=sorted(EDITIONS))
+def docs_deployment(deploy, request) -> Deployment:
+    deployment = deploy("3.22.2", "--compose", "docs", "--edition", request.param)
+    assert (deployment.dir / "docker-compose.yml").read_text() == docs_file(deployment)
     # The engine's `latest` is the mirror's (3.36.0) again: it no longer names the image that runs.
-    assert run(["docker", "pull", "-q", "thethingsnetwork/lorawan-stack:3.36.0"]).returncode == 0
-    assert image_id(STACK_LATEST) == image_id("thethingsnetwork/lorawan-stack:3.36.0")
+    assert_latest_names(deployment, "3.36.0")
     assert deployment.fingerprint()["stack_version"] == "3.22.2"
     return deployment
 
@@ -95,16 +113,17 @@ def test_a_failing_migration_in_the_bun_trap_is_rolled_back_to_the_image_that_ra
     report = rolled_back_report(failed)
     assert report["hops"] == ["3.24.2", "3.30.9"]
     cutover = cutover_result(failed)
-    assert cutover["images_brought_back"] == [STACK_LATEST]
-    assert cutover["images_before"]["stack"] == image_id("thethingsnetwork/lorawan-stack:3.22.2")
-    assert image_id(STACK_LATEST) == image_id("thethingsnetwork/lorawan-stack:3.22.2")
+    assert sorted(cutover["images_brought_back"]) == sorted(f"{name}:latest" for name in moving_images(deployment))
+    stack_repository = EDITIONS[edition_of(deployment.dir)]["repository"]
+    assert cutover["images_before"]["stack"] == image_id(f"{stack_repository}:3.22.2")
     assert_3_22_2_is_back(deployment, before)
 
 
 def test_a_rollback_after_the_cutover_brings_back_3_22_2(docs_deployment, run_playbook, tmp_path) -> None:
     deployment = docs_deployment
     # As if someone pulled `latest` meanwhile.
-    assert run(["docker", "pull", "-q", STACK_LATEST]).returncode == 0
+    for repository in moving_images(deployment):
+        assert run(["docker", "pull", "-q", f"{repository}:latest"]).returncode == 0
     before = deployment.fingerprint()
     failing_tasks = tmp_path / "fail.yml"
     failing_tasks.write_text("- name: Post-upgrade | Fail on purpose\n  ansible.builtin.fail:\n    msg: on purpose\n")
@@ -113,7 +132,6 @@ def test_a_rollback_after_the_cutover_brings_back_3_22_2(docs_deployment, run_pl
     )
     report = rolled_back_report(failed)
     assert report["hops"] == ["3.24.2", "3.36.0"]
-    assert image_id(STACK_LATEST) == image_id("thethingsnetwork/lorawan-stack:3.22.2")
     assert_3_22_2_is_back(deployment, before)
 
 
@@ -139,18 +157,20 @@ def test_the_upgrade_pins_the_target_in_place_of_latest(docs_deployment, run_pla
     assert report["result"] == "upgraded"
     assert report["from"] == "3.22.2"
     assert report["hops"] == ["3.24.2", "3.36.0"]
+    # Postgres: pinned to its running major on `latest`; TimescaleDB's latest-pg16 names its major already.
     pinned = (
-        DOCS_FILE.read_text()
+        docs_file(deployment)
         .replace("lorawan-stack:latest", "lorawan-stack:3.36.0")
+        .replace("lorawan-stack-noc-grafana:latest", "lorawan-stack-noc-grafana:3.36.0")
         .replace("image: postgres:latest", "image: postgres:15")
         .replace("image: redis:latest", "image: redis:7.0")
     )
     assert (deployment.dir / "docker-compose.yml").read_text() == pinned
     diff = cutover_result(upgraded)["diff"]
-    assert (diff["before"], diff["after"]) == (DOCS_FILE.read_text(), pinned)
+    assert (diff["before"], diff["after"]) == (docs_file(deployment), pinned)
     # The backup keeps the docs' file as it was.
     backup = Path(report["backup"]["path"])
-    assert (backup / "files" / "project" / "docker-compose.yml").read_text() == DOCS_FILE.read_text()
+    assert (backup / "files" / "project" / "docker-compose.yml").read_text() == docs_file(deployment)
     after = deployment.fingerprint()
     assert after["stack_version"] == "3.36.0"
     assert data_differences(before, after) == []

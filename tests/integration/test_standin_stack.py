@@ -316,10 +316,34 @@ def test_enterprise_deployment_runs_its_extra_migrations_and_grafana(deploy) -> 
     deployment = deploy("3.25.0", "--edition", "enterprise")
     tables = deployment.sql("SELECT string_agg(name, ',' ORDER BY name) FROM noc_migrations")
     assert tables == "noc_application_metrics,noc_gateway_metrics"
+    assert deployment.sql("SELECT count(*) FROM timescaledb_information.hypertables") == "2"
     assert deployment.redis("GET", "ttn:v3:dcs:schema-version") == "1"
     grafana = deployment.compose("ps", "--format", "{{.State}}", "grafana")
     assert grafana.stdout.strip() == "running"
     assert deployment.fingerprint()["stack_version"] == "3.25.0"
+
+
+def test_an_enterprise_noc_never_set_up_needs_noc_db_init_from_3_21(deploy) -> None:
+    # A 3.19.2 install that left the experimental NOC alone: nothing to migrate until 3.21.0, where migrate and
+    # start refuse it, and init sets it up once.
+    deployment = deploy("3.19.2", "--edition", "enterprise")
+    assert deployment.sql("SELECT to_regclass('noc_migrations') IS NULL") == "t"
+    assert "INFO\tDatabase is up to date" in deployment.stack("noc-db", "migrate").stderr
+    deployment.set_stack_tag("3.22.2")
+    refused = deployment.stack("noc-db", "migrate")
+    assert refused.returncode == 255
+    assert "the noc-db database is not initialized, run noc-db init" in refused.stderr
+    assert deployment.stack("is-db", "migrate").returncode == 0
+    started = deployment.stack("start")
+    assert started.returncode == 255
+    assert "db_needs_migration" in started.stderr and "noc-db (not initialized)" in started.stderr
+    initialized = deployment.stack("noc-db", "init")
+    assert initialized.returncode == 0, initialized.stderr
+    assert "INFO\tDatabase initialized" in initialized.stderr
+    assert deployment.sql("SELECT count(*) FROM timescaledb_information.hypertables") == "1"
+    again = deployment.stack("noc-db", "init")
+    assert again.returncode == 255
+    assert "already initialized, use migrate instead" in again.stderr
 
 
 @pytest.mark.parametrize(

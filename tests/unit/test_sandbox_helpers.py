@@ -13,7 +13,7 @@ import pytest
 from ttssandbox.cli import parser
 from ttssandbox.deployment import migrations, render
 from ttssandbox.fingerprint import data_differences, redis_command_line
-from ttssandbox.host import image_plan
+from ttssandbox.host import image_plan, pulled_names
 from ttssandbox.seed import SEED_SIZES, png, postgres_sql, redis_commands
 from ttssandbox.sizes import (
     BLOB_FILE_BYTES,
@@ -37,8 +37,12 @@ def test_a_first_install_forces_only_ns_db() -> None:
     first_install = ["is-db migrate", "ns-db migrate --force", "as-db migrate", "js-db migrate"]
     assert [" ".join(argv) for argv in migrations("3.31.1", "open-source")] == first_install
     enterprise = [" ".join(argv) for argv in migrations("3.25.0", "enterprise")]
-    assert enterprise == [*first_install, "noc-db migrate", "storage-db migrate", "dcs-db migrate"]
+    assert enterprise == [*first_install, "storage-db migrate", "noc-db init", "dcs-db migrate"]
     assert "dcs-db migrate" not in [" ".join(argv) for argv in migrations("3.26.0", "enterprise")]
+
+
+def test_an_enterprise_install_before_3_21_leaves_the_noc_never_set_up() -> None:
+    assert not [argv for argv in migrations("3.19.2", "enterprise") if argv[0] == "noc-db"]
 
 
 def test_render_offsets_ports_and_fills_values() -> None:
@@ -243,3 +247,17 @@ def test_stack_images_have_no_entrypoint_and_run_as_uid_886_and_databases_have_l
     # TimescaleDB's image is Debian trixie's PostgreSQL 17; there is no plain postgres:17.
     assert dockerfiles["localhost:5000/timescale/timescaledb:latest-pg17"].startswith("FROM base:trixie\n")
     assert "localhost:5000/library/postgres:17" not in dockerfiles
+    # The docs' Enterprise file's TimescaleDB is that image too.
+    pg16 = dockerfiles["localhost:5000/timescale/timescaledb:latest-pg16"]
+    assert pg16 == dockerfiles["localhost:5000/timescale/timescaledb:latest-pg17"]
+
+
+def test_images_are_also_tagged_by_the_names_the_docs_files_pull() -> None:
+    assert pulled_names("localhost:5000/library/postgres:latest") == ["postgres:latest"]
+    assert pulled_names("localhost:5000/thethingsnetwork/lorawan-stack:3.36.0") == [
+        "thethingsnetwork/lorawan-stack:3.36.0"
+    ]
+    assert pulled_names("localhost:5000/thethingsindustries/lorawan-stack-noc-grafana:latest") == [
+        "thethingsindustries/lorawan-stack-noc-grafana:latest",
+        "ghcr.io/thethingsindustries/lorawan-stack-noc-grafana:latest",
+    ]

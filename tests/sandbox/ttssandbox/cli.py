@@ -38,8 +38,8 @@ def parser() -> argparse.ArgumentParser:
         "--compose",
         choices=("sandbox", "docs"),
         default="sandbox",
-        help="docs: the docs' docker-compose.yml verbatim (images on latest, through the registry mirror), its ports "
-        "moved by docker-compose.override.yml",
+        help="docs: the edition's docker-compose.yml from the docs verbatim (images on latest, through the registry "
+        "mirror), its ports moved by docker-compose.override.yml",
     )
     sizes = deploy.add_argument_group("sizes for benchmarks, on top of --seed (deterministic)")
     sizes.add_argument("--extra-blob-files", type=int, default=0, metavar="N", help="N more 20 KiB pictures in blob/")

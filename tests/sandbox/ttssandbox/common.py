@@ -57,11 +57,15 @@ EDITIONS = {
     "enterprise": {"repository": "thethingsindustries/lorawan-stack", "binary": "tti-lw-stack"},
 }
 GRAFANA_REPOSITORY = "thethingsindustries/lorawan-stack-noc-grafana"
+# The Enterprise compose file's grafana registry: the sandbox serves it from its own registry's store.
+GHCR_HOST = "ghcr.io"
 REDIS_MAJORS = ("6", "7")
 # 13 and 15: plain PostgreSQL (Enterprise deployments name them timescale/timescaledb:latest-pg13/15 without the
 # extension); 17: real TimescaleDB, Enterprise only.
 TIMESCALEDB_MAJOR = "17"
 POSTGRES_MAJORS = ("13", "15", TIMESCALEDB_MAJOR)
+# What the docs' Enterprise file runs; in the sandbox, the TimescaleDB image above under that name.
+DOCS_TIMESCALEDB_IMAGE = "timescale/timescaledb:latest-pg16"
 
 
 class SandboxError(Exception):

@@ -19,6 +19,8 @@ from pathlib import Path
 from .common import (
     DEPLOYMENTS_DIR,
     EDITIONS,
+    GHCR_HOST,
+    GRAFANA_REPOSITORY,
     REGISTRY,
     STACK_TAGS,
     TEMPLATES_DIR,
@@ -47,11 +49,12 @@ __all__ = ["SEED_SIZES", "deploy", "healthz_port", "stack_health_path", "teardow
 AUTO_OFFSET_BASE = 10000
 PORT_OFFSET_STEP = 100
 AUTO_OFFSET_SLOTS = 70
-HIGHEST_DOCS_PORT = 8888
+HIGHEST_DOCS_PORT = 8889
 HEALTH_TIMEOUT = 90
 OVERRIDE_FILE = "docker-compose.override.yml"
 VERSION_TAG = re.compile(r"\d+\.\d+\.\d+")
 POLL_SECONDS = 0.2
+NOC_SET_UP_SINCE = (3, 21, 0)
 
 
 def record_path(directory: Path) -> Path:
@@ -169,7 +172,9 @@ def wait_for_databases(directory: Path) -> None:
 
 def migrations(version: str, edition: str) -> list[list[str]]:
     """What a first install of this version runs. Redis has no schema keys yet: `ns-db migrate` of 3.25 and later
-    refuses that without --force (earlier versions ignore it); the other Redis components need none."""
+    refuses that without --force (earlier versions ignore it); the other Redis components need none. Enterprise
+    sets the NOC up from 3.21.0, where it is generally available; before, it is left as most deployments left the
+    experimental NOC: never set up."""
     commands = [
         ["is-db", "migrate"],
         ["ns-db", "migrate", "--force"],
@@ -177,10 +182,16 @@ def migrations(version: str, edition: str) -> list[list[str]]:
         ["js-db", "migrate"],
     ]
     if edition == "enterprise":
-        commands += [["noc-db", "migrate"], ["storage-db", "migrate"]]
-        if tuple(int(part) for part in version.split(".")) < (3, 26, 0):
+        commands.append(["storage-db", "migrate"])
+        if version_tuple(version) >= NOC_SET_UP_SINCE:
+            commands.append(["noc-db", "init"])
+        if version_tuple(version) < (3, 26, 0):
             commands.append(["dcs-db", "migrate"])
     return commands
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 def check_inputs(directory: Path, version: str, ports_offset: int | None, sizes: dict[str, int]) -> None:
@@ -220,13 +231,9 @@ def deploy(
     # Enterprise runs TimescaleDB, as the docs' Enterprise compose file does.
     postgres = postgres or (TIMESCALEDB_MAJOR if edition == "enterprise" else "15")
     if layout == "docs":
-        if edition != "open-source":
-            raise SandboxError(
-                "--compose docs is the Open Source file for now: the Enterprise one runs timescale/timescaledb:"
-                "latest-pg16 and ghcr.io's grafana, which the sandbox does not serve yet"
-            )
-        # What `latest` runs in the docs' file: the mirror's postgres:latest and redis:latest.
-        redis, postgres = "7", "15"
+        # What the docs' files run: the mirror's redis:latest and postgres:latest (Open Source), or
+        # timescale/timescaledb:latest-pg16, the sandbox's TimescaleDB (Enterprise).
+        redis, postgres = "7", TIMESCALEDB_MAJOR if edition == "enterprise" else "15"
     if postgres == TIMESCALEDB_MAJOR and edition != "enterprise":
         raise SandboxError(f"--postgres {TIMESCALEDB_MAJOR} is TimescaleDB, which only --edition enterprise runs")
     postgres_repository = "timescale/timescaledb:latest-pg" if edition == "enterprise" else "library/postgres:"
@@ -273,16 +280,20 @@ def local_latest(edition: str, version: str) -> Iterator[None]:
     """The engine's `<repository>:latest` is `version` while the deployment's containers are made, as on a host
     that pulled `latest` when that was the newest release; then the mirror's `latest` again, as after a later
     `docker pull` (so a compose file on `latest` no longer names the image that runs). One deploy at a time."""
-    repository = EDITIONS[edition]["repository"]
+    repositories = [EDITIONS[edition]["repository"]]
+    if edition == "enterprise":  # its grafana's tag goes with the stack's
+        repositories.append(f"{GHCR_HOST}/{GRAFANA_REPOSITORY}")
     DEPLOYMENTS_DIR.mkdir(parents=True, exist_ok=True)
     with (DEPLOYMENTS_DIR / ".latest.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        run(["docker", "pull", "-q", f"{repository}:{version}"], what=f"docker pull {repository}:{version}")
-        run(["docker", "image", "tag", f"{repository}:{version}", f"{repository}:latest"], what="docker image tag")
+        for repository in repositories:
+            run(["docker", "pull", "-q", f"{repository}:{version}"], what=f"docker pull {repository}:{version}")
+            run(["docker", "image", "tag", f"{repository}:{version}", f"{repository}:latest"], what="docker image tag")
         try:
             yield
         finally:
-            run(["docker", "pull", "-q", f"{repository}:latest"], what=f"docker pull {repository}:latest")
+            for repository in repositories:
+                run(["docker", "pull", "-q", f"{repository}:latest"], what=f"docker pull {repository}:latest")
 
 
 def docs_port_override(compose_file: str, offset: int) -> str:

