@@ -42,7 +42,7 @@ else:
 # YAML().compose(), which gives the nodes with their places in the text, came with ruamel.yaml 0.17.
 RUAMEL_YAML_MINIMUM = (0, 17)
 RUAMEL_YAML_INSTALL = (
-    "install the package python3-ruamel.yaml (Debian 12, Ubuntu 22.04 and later; older releases ship 0.16) "
+    "install the package python3-ruamel.yaml (Debian 12, Ubuntu 22.04 and later; older releases ship an older one) "
     "or pip install 'ruamel.yaml>=0.17' for that Python"
 )
 
