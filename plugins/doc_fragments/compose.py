@@ -33,8 +33,10 @@ options:
     type: list
     elements: path
 notes:
-  - Uses C(docker compose) (Compose v2) when the Docker CLI has it, otherwise the legacy C(docker-compose).
+  - Uses C(docker compose) (the Compose v2 plugin) when the Docker CLI has it, otherwise a standalone
+    C(docker-compose) of version 2 or later. Compose v1 is refused.
   - Commands run as argument lists, never through a shell, and never with a TTY.
 requirements:
-  - Docker CLI with the Compose v2 plugin, or docker-compose v1, on the managed host.
+  - Python 3.8 or later on the managed host.
+  - Docker CLI with the Compose v2 plugin (or a standalone docker-compose of version 2 or later) on the managed host.
 """

@@ -4,7 +4,8 @@
 
 """The one place that finds and runs the compose command line for a project.
 
-Prefers ``docker compose`` (Compose v2) and falls back to the legacy ``docker-compose``.
+Prefers ``docker compose`` (the Compose v2 plugin) and falls back to a standalone ``docker-compose`` of version 2 or
+later; Compose v1 is refused.
 Every command is an argv list; nothing goes through a shell and no TTY is allocated.
 """
 
@@ -103,19 +104,24 @@ class ComposeProject:
             if rc == 0:
                 self._version = short_version(out)
                 return [self.docker, "compose"]
-        legacy = self.module.get_bin_path("docker-compose")
-        if legacy:
-            return [legacy]
+        standalone = self.module.get_bin_path("docker-compose")
+        if standalone:
+            rc, out, dummy_err = self.module.run_command([standalone, "version", "--short"])
+            self._version = short_version(out) if rc == 0 else None
+            if self._version and self._version.startswith("1."):
+                raise ComposeError(
+                    "%s is Compose %s (v1), which has neither `config --format json` nor `cp`: install Compose v2 "
+                    "(the docker-compose-plugin package, or a docker-compose of version 2 or later) and retry"
+                    % (standalone, self._version)
+                )
+            return [standalone]
         raise ComposeError(
             "neither 'docker compose' (the Compose v2 plugin) nor 'docker-compose' was found on the host: "
-            "install the docker-compose-plugin package (or docker-compose) and retry"
+            "install the docker-compose-plugin package (or a docker-compose of version 2 or later) and retry"
         )
 
     def version(self):
         """The Compose version (without a leading v), or None when it does not say."""
-        if self._version is None and len(self.command) == 1:
-            rc, out, dummy_err = self.module.run_command([*self.command, "version", "--short"])
-            self._version = short_version(out) if rc == 0 else None
         return self._version
 
     @property
@@ -212,10 +218,10 @@ class ComposeProject:
     def config(self):
         """The effective configuration (files merged, variables interpolated), as a dict; read once per module run."""
         if self._config is None:
-            dummy_rc, out, dummy_err = self.run("config", what="validating the compose configuration")
-            import yaml  # PyYAML ships with ansible-core; JSON and YAML output both parse
-
-            self._config = yaml.safe_load(out) or {}
+            dummy_rc, out, dummy_err = self.run(
+                "config", "--format", "json", what="validating the compose configuration"
+            )
+            self._config = json.loads(out) or {}
         return self._config
 
     def forget_config(self):

@@ -16,23 +16,35 @@ where (file and line) and what to do; nothing is written before every check pass
 from __future__ import annotations
 
 import os
+import platform
 import re
 import stat
+import sys
 import tempfile
 import traceback
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from ansible.module_utils.basic import missing_required_lib
+
 try:
     from ruamel.yaml import YAML
+    from ruamel.yaml import version_info as ruamel_yaml_version_info
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 except ImportError:
-    HAS_RUAMEL_YAML = False
+    RUAMEL_YAML_VERSION: Optional[Tuple[int, ...]] = None
     RUAMEL_YAML_IMPORT_ERROR: Optional[str] = traceback.format_exc()
 else:
-    HAS_RUAMEL_YAML = True
+    RUAMEL_YAML_VERSION = tuple(ruamel_yaml_version_info)
     RUAMEL_YAML_IMPORT_ERROR = None
+
+# YAML().compose(), which gives the nodes with their places in the text, came with ruamel.yaml 0.17.
+RUAMEL_YAML_MINIMUM = (0, 17)
+RUAMEL_YAML_INSTALL = (
+    "install the package python3-ruamel.yaml (Debian 12, Ubuntu 22.04 and later; older releases ship an older one) "
+    "or pip install 'ruamel.yaml>=0.17' for that Python"
+)
 
 # The names docker compose looks for, in its order of preference.
 DEFAULT_COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
@@ -60,6 +72,22 @@ MASK_CHARACTER = "v"
 
 class ComposeFileError(Exception):
     """A compose file can't be changed as asked; the message says why, where and what to do."""
+
+
+def ruamel_yaml_problem() -> Optional[str]:
+    """Why this Python can't edit compose files, naming the package to install; None when it can."""
+    purpose = "to set image tags in compose files without changing their other bytes"
+    if RUAMEL_YAML_VERSION is None:
+        return missing_required_lib("ruamel.yaml", reason="%s: %s" % (purpose, RUAMEL_YAML_INSTALL))
+    if RUAMEL_YAML_VERSION < RUAMEL_YAML_MINIMUM:
+        return "ruamel.yaml %s on %s's Python %s is too old: lorawan.tts needs 0.17 or later %s; %s." % (
+            ".".join(str(part) for part in RUAMEL_YAML_VERSION),
+            platform.node(),
+            sys.executable,
+            purpose,
+            RUAMEL_YAML_INSTALL,
+        )
+    return None
 
 
 # ---------------------------------------------------------------------------

@@ -234,4 +234,8 @@ def preflight_problems(deployment: Dict[str, Any], plan: Mapping[str, Any]) -> L
             "Set the postgres image back to major %s (or pg_upgrade the data first)."
             % (data_major, image_major, data_major)
         )
+    problems += [
+        "The upgrade can't set the image tags in the compose file with this Python: %s." % problem.rstrip(".")
+        for problem in (deployment.get("python") or {}).get("problems") or []
+    ]
     return problems

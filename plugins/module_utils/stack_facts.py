@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
+import sys
 
 from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
     ComposeError,
@@ -23,9 +25,11 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
     stderr_tail,
 )
 from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import (
+    RUAMEL_YAML_VERSION,
     ComposeFileError,
     compose_files,
     parse_image,
+    ruamel_yaml_problem,
 )
 from ansible_collections.lorawan.tts.plugins.module_utils.editions import stack_binary, stack_edition
 from ansible_collections.lorawan.tts.plugins.module_utils.files import file_sha256
@@ -89,6 +93,17 @@ def tree_size(path):
                 size += info.st_size
                 files += 1
     return size, files
+
+
+def python_facts():
+    """The Python that runs the modules on the host, and what it lacks for the modules that edit compose files."""
+    problem = ruamel_yaml_problem()
+    return {
+        "executable": sys.executable,
+        "version": platform.python_version(),
+        "ruamel_yaml": ".".join(str(part) for part in RUAMEL_YAML_VERSION) if RUAMEL_YAML_VERSION else None,
+        "problems": [problem] if problem else [],
+    }
 
 
 def free_bytes(path):
@@ -173,6 +188,7 @@ class StackFacts:
             "images": images,
             "services": self.services(),
             "compose_command": self.compose_command(),
+            "python": python_facts(),
         }
         facts.update(self.stack(edition, images))
         facts["health"] = self.health(facts["stack_version"])

@@ -96,7 +96,8 @@ attributes:
     support: N/A
     platforms: posix
 requirements:
-  - ruamel.yaml on the managed host (Python package C(ruamel.yaml), Debian package C(python3-ruamel.yaml)).
+  - ruamel.yaml 0.17 or later on the managed host (Python package C(ruamel.yaml), Debian and Ubuntu package
+    C(python3-ruamel.yaml)).
 notes:
   - Nothing is pulled or restarted; use M(lorawan.tts.compose_service) for that.
 seealso:
@@ -192,14 +193,14 @@ msg:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import (
-    HAS_RUAMEL_YAML,
     RUAMEL_YAML_IMPORT_ERROR,
     ComposeFileError,
     commit,
     compose_files,
     plan_tag_change,
+    ruamel_yaml_problem,
 )
 
 ARGUMENT_SPEC = dict(
@@ -232,8 +233,9 @@ def main():
         required_one_of=[("project_src", "path")],
         supports_check_mode=True,
     )
-    if not HAS_RUAMEL_YAML:
-        module.fail_json(msg=missing_required_lib("ruamel.yaml"), exception=RUAMEL_YAML_IMPORT_ERROR)
+    problem = ruamel_yaml_problem()
+    if problem:
+        module.fail_json(msg=problem, exception=RUAMEL_YAML_IMPORT_ERROR)
     params = module.params
     path = os.path.abspath(params["path"]) if params["path"] else None
     project_dir = os.path.abspath(params["project_src"]) if params["project_src"] else os.path.dirname(path)

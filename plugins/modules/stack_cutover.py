@@ -29,6 +29,10 @@ author:
 extends_documentation_fragment:
   - lorawan.tts.compose
   - lorawan.tts.attributes
+requirements:
+  - ruamel.yaml 0.17 or later on the managed host for O(state=upgraded), which sets the image tags in the compose
+    file (Python package C(ruamel.yaml), Debian and Ubuntu package C(python3-ruamel.yaml)). Without it, or with
+    an older one, the module fails before anything stops.
 options:
   services:
     description:
@@ -272,7 +276,11 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
     ComposeProject,
     fail_on_compose_error,
 )
-from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import ComposeFileError
+from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import (
+    RUAMEL_YAML_IMPORT_ERROR,
+    ComposeFileError,
+    ruamel_yaml_problem,
+)
 from ansible_collections.lorawan.tts.plugins.module_utils.cutover import Cutover, CutoverError
 from ansible_collections.lorawan.tts.plugins.module_utils.journal import JournalError
 
@@ -322,6 +330,9 @@ def main():
     params = module.params
     if not params["hops"]:
         module.fail_json(msg="hops is empty: give the versions to pass through, the target last")
+    problem = ruamel_yaml_problem() if params["state"] == "upgraded" else None
+    if problem:
+        module.fail_json(msg=problem, exception=RUAMEL_YAML_IMPORT_ERROR)
     unknown = sorted(set(params["pin_database_images"]) - {"postgres", "redis"})
     if unknown:
         module.fail_json(msg="pin_database_images takes postgres and redis, not %s" % ", ".join(unknown))

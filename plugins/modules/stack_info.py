@@ -13,7 +13,8 @@ description:
   - Gathers what an upgrade, a backup or a restore must know about a TTS docker-compose deployment, without
     changing anything. The edition; each service's image, tag and digest; whether each service runs and is
     healthy; the version the stack runs; the Redis persistence format; the Postgres majors of the image and
-    of the data directory; the database and blob sizes; the free space where backups go; the compose command.
+    of the data directory; the database and blob sizes; the free space where backups go; the compose command;
+    the Python that runs the modules and what it lacks.
   - Commands run only in containers that already run (C(exec -T), no TTY). A stopped service gives partial
     facts (V(null) values) and a warning, never a failure.
   - Also lists warnings about what makes an upgrade unsafe, such as a Postgres or Redis image on C(latest).
@@ -278,6 +279,31 @@ tts:
           description: Its version; V(null) when it does not tell.
           type: str
           sample: 2.29.7
+    python:
+      description: The Python that runs the modules on the host, and what it lacks.
+      type: dict
+      contains:
+        executable:
+          description: Its path (C(ansible_python_interpreter)).
+          type: str
+          sample: /usr/bin/python3
+        version:
+          description: Its version.
+          type: str
+          sample: 3.11.2
+        ruamel_yaml:
+          description: The version of its ruamel.yaml, which M(lorawan.tts.stack_cutover) and
+            M(lorawan.tts.compose_image) need to set image tags in the compose file; V(null) when it has none.
+          type: str
+          sample: 0.17.21
+        problems:
+          description:
+            - What keeps those modules from running with this Python (ruamel.yaml missing or older than 0.17), each
+              naming the package to install; empty when nothing does. The upgrade role's preflight refuses to start
+              while there is one.
+          type: list
+          elements: str
+          sample: []
     warnings:
       description:
         - What makes an upgrade, a backup or these facts unsafe or partial. A Postgres or Redis image with no tag or

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import ansible_env, deploy, docker_sandbox
+from tests.integration.conftest import ansible_env, deploy, docker_sandbox, run_playbook
 
-__all__ = ["ansible_env", "deploy", "docker_sandbox"]
+__all__ = ["ansible_env", "deploy", "docker_sandbox", "run_playbook"]

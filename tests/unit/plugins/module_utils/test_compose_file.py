@@ -605,16 +605,22 @@ def test_module_reports_no_change_and_lists_diffs_of_several_files(tmp_path: Pat
     assert result["backup_file"] == result["backup_files"][str(tmp_path / "docker-compose.yml")]
 
 
-def test_module_fails_with_the_message_and_without_ruamel(tmp_path: Path, monkeypatch, capsys):
+def test_module_fails_with_the_message(tmp_path: Path, monkeypatch, capsys):
     write(tmp_path / "docker-compose.yml", STACK)
     result = run_module(monkeypatch, capsys, {"project_src": str(tmp_path), "tag": "3.32.0", "services": ["nope"]})
     assert result["failed"] is True
     assert "the services there are: stack" in result["msg"]
 
-    from ansible_collections.lorawan.tts.plugins.modules import compose_image
 
-    monkeypatch.setattr(compose_image, "HAS_RUAMEL_YAML", False)
+# A Python without ruamel.yaml is tested for real (tests/faults/test_host_requirements.py); one with a ruamel.yaml
+# older than 0.17 (Debian 11, Ubuntu 20.04) can't be made here without a package index.
+def test_module_refuses_a_ruamel_yaml_older_than_0_17(tmp_path: Path, monkeypatch, capsys):
+    from ansible_collections.lorawan.tts.plugins.module_utils import compose_file
+
+    write(tmp_path / "docker-compose.yml", STACK)
+    monkeypatch.setattr(compose_file, "RUAMEL_YAML_VERSION", (0, 16, 12))
     result = run_module(monkeypatch, capsys, {"project_src": str(tmp_path), "tag": "3.32.0"})
     assert result["failed"] is True
-    assert "Failed to import the required Python library (ruamel.yaml)" in result["msg"]
+    assert "ruamel.yaml 0.16.12 on " in result["msg"] and "is too old: lorawan.tts needs 0.17 or later" in result["msg"]
+    assert "python3-ruamel.yaml" in result["msg"] and "pip install 'ruamel.yaml>=0.17'" in result["msg"]
     assert (tmp_path / "docker-compose.yml").read_text() == STACK
