@@ -134,6 +134,55 @@ def rollout_problems(serial: Any, max_fail_percentage: Any) -> List[str]:
     return problems
 
 
+# The playbooks' own variables. Play keywords (hosts, serial, max_fail_percentage) are read before any host is
+# chosen, so they come from extra variables (-e, AWX's extra variables and surveys) or the playbook's vars file.
+PLAYBOOK_VARIABLES = {
+    "upgrade": ("tts_hosts", "tts_upgrade_serial", "tts_max_fail_percentage", "tts_allow_no_staging"),
+    "backup": ("target",),
+    "restore": ("target",),
+}
+
+
+def host_pattern_problem(name: str, value: Any, playbook: str) -> Optional[str]:
+    if isinstance(value, str) and value.strip():
+        return None
+    return (
+        "%s=%r is not a host pattern: set %s to the inventory hosts or groups lorawan.tts.%s runs on, for example "
+        "-e %s=tts-eu-1 or -e '%s=staging:production'" % (name, value, name, playbook, name, name)
+    )
+
+
+def playbook_input_problems(playbook: str, variables: Mapping[str, Any]) -> List[str]:
+    """Every problem of a playbook's own variables (upgrade, backup or restore), in order; an empty list when they
+    can be used. variables: the values the playbook's plays will read, defaults included."""
+    if playbook not in PLAYBOOK_VARIABLES:
+        raise ValueError("no playbook lorawan.tts.%s: one of %s" % (playbook, ", ".join(PLAYBOOK_VARIABLES)))
+    missing = [name for name in PLAYBOOK_VARIABLES[playbook] if name not in variables]
+    if missing:
+        raise ValueError("the %s playbook's check needs the values of %s" % (playbook, ", ".join(missing)))
+    if playbook == "restore" and variables["target"] in (None, ""):
+        return [
+            "target is not set: lorawan.tts.restore puts every host it runs on back to a backup, so it runs only on "
+            "the hosts you name: set -e target=<host or group>, for example -e target=tts-eu-1"
+        ]
+    if playbook != "upgrade":
+        problem = host_pattern_problem("target", variables["target"], playbook)
+        return [problem] if problem else []
+    problems = []
+    problem = host_pattern_problem("tts_hosts", variables["tts_hosts"], playbook)
+    if problem:
+        problems.append(problem)
+    problems += rollout_problems(variables["tts_upgrade_serial"], variables["tts_max_fail_percentage"])
+    try:
+        boolean(variables["tts_allow_no_staging"], strict=True)
+    except TypeError:
+        problems.append(
+            "tts_allow_no_staging=%r is not true or false: set it to true only to upgrade an inventory without "
+            "staging hosts" % (variables["tts_allow_no_staging"],)
+        )
+    return problems
+
+
 def edition_problem(wanted: str, detected: Optional[str], image: Optional[str]) -> Optional[str]:
     """tts_edition set to one edition on a deployment that runs the other."""
     if wanted in ("", "auto") or detected in (None, "", wanted):
