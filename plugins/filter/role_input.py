@@ -34,11 +34,14 @@ def rollout_problems_filter(serial, max_fail_percentage=0):
     return rollout_problems(serial, max_fail_percentage)
 
 
-def playbook_input_problems_filter(variables, playbook):
-    if not isinstance(variables, dict):
-        raise AnsibleFilterError("playbook_input_problems needs a dict of playbook variables, not %r" % (variables,))
+def playbook_input_problems_filter(variables, playbook, hosts):
+    if not isinstance(variables, dict) or not isinstance(hosts, list):
+        raise AnsibleFilterError(
+            "playbook_input_problems needs a dict of playbook variables and a list of hosts, not %r"
+            % ((variables, hosts),)
+        )
     try:
-        return playbook_input_problems(playbook, variables)
+        return playbook_input_problems(playbook, variables, hosts)
     except ValueError as error:
         raise AnsibleFilterError("playbook_input_problems: %s" % error) from error
 

@@ -143,35 +143,37 @@ PLAYBOOK_VARIABLES = {
 }
 
 
-def host_pattern_problem(name: str, value: Any, playbook: str) -> Optional[str]:
-    if isinstance(value, str) and value.strip():
+def host_pattern_problem(name: str, value: Any, hosts: List[str], playbook: str) -> Optional[str]:
+    example = "for example -e %s=tts-eu-1 or -e '%s=staging:production'" % (name, name)
+    if not isinstance(value, str) or not value.strip():
+        return "%s=%r is not a host pattern: set %s to inventory hosts or groups, %s" % (name, value, name, example)
+    if hosts:
         return None
-    return (
-        "%s=%r is not a host pattern: set %s to the inventory hosts or groups lorawan.tts.%s runs on, for example "
-        "-e %s=tts-eu-1 or -e '%s=staging:production'" % (name, value, name, playbook, name, name)
-    )
+    if playbook == "upgrade":
+        return (
+            "tts_hosts=%s names no host of the groups staging and production: put the deployments' hosts in those "
+            "groups, and set tts_hosts to some of them (default all), %s" % (value, example)
+        )
+    problem = "target=%s names no host of the inventory: set target to some, %s" % (value, example)
+    if playbook == "restore":
+        problem += "; the restore playbook names none by default, since it puts each host it runs on back to a backup"
+    return problem
 
 
-def playbook_input_problems(playbook: str, variables: Mapping[str, Any]) -> List[str]:
+def playbook_input_problems(playbook: str, variables: Mapping[str, Any], hosts: List[str]) -> List[str]:
     """Every problem of a playbook's own variables (upgrade, backup or restore), in order; an empty list when they
-    can be used. variables: the values the playbook's plays will read, defaults included."""
+    can be used. variables: the values the playbook's plays will read, defaults included; hosts: the inventory
+    hosts its host pattern selects (for the upgrade, those of staging and production)."""
     if playbook not in PLAYBOOK_VARIABLES:
         raise ValueError("no playbook lorawan.tts.%s: one of %s" % (playbook, ", ".join(PLAYBOOK_VARIABLES)))
     missing = [name for name in PLAYBOOK_VARIABLES[playbook] if name not in variables]
     if missing:
         raise ValueError("the %s playbook's check needs the values of %s" % (playbook, ", ".join(missing)))
-    if playbook == "restore" and variables["target"] in (None, ""):
-        return [
-            "target is not set: lorawan.tts.restore puts every host it runs on back to a backup, so it runs only on "
-            "the hosts you name: set -e target=<host or group>, for example -e target=tts-eu-1"
-        ]
+    pattern = "tts_hosts" if playbook == "upgrade" else "target"
+    problem = host_pattern_problem(pattern, variables[pattern], hosts, playbook)
+    problems = [problem] if problem else []
     if playbook != "upgrade":
-        problem = host_pattern_problem("target", variables["target"], playbook)
-        return [problem] if problem else []
-    problems = []
-    problem = host_pattern_problem("tts_hosts", variables["tts_hosts"], playbook)
-    if problem:
-        problems.append(problem)
+        return problems
     problems += rollout_problems(variables["tts_upgrade_serial"], variables["tts_max_fail_percentage"])
     try:
         boolean(variables["tts_allow_no_staging"], strict=True)
