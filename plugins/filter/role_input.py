@@ -34,14 +34,14 @@ def rollout_problems_filter(serial, max_fail_percentage=0):
     return rollout_problems(serial, max_fail_percentage)
 
 
-def playbook_input_problems_filter(variables, playbook, hosts):
-    if not isinstance(variables, dict) or not isinstance(hosts, list):
+def playbook_input_problems_filter(variables, playbook, selected):
+    if not isinstance(variables, dict) or not isinstance(selected, list):
         raise AnsibleFilterError(
             "playbook_input_problems needs a dict of playbook variables and a list of hosts, not %r"
-            % ((variables, hosts),)
+            % ((variables, selected),)
         )
     try:
-        return playbook_input_problems(playbook, variables, hosts)
+        return playbook_input_problems(playbook, variables, selected)
     except ValueError as error:
         raise AnsibleFilterError("playbook_input_problems: %s" % error) from error
 
