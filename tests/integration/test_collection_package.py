@@ -178,3 +178,23 @@ def test_the_execution_environment_context_installs_the_collection(
     needs = run(introspect, env=env)
     assert needs.returncode == 0, needs.stderr
     assert yaml.safe_load(needs.stdout) == {"python": [], "system": []}, needs.stdout
+
+
+def test_an_awx_project_installs_the_collection_its_playbooks_use(ansible_env: dict[str, str], tmp_path: Path) -> None:
+    """AWX's project update runs `ansible-galaxy collection install -r collections/requirements.yml` in the
+    project's checkout, then runs the project's playbooks with what it installed."""
+    project = tmp_path / "project"
+    for name in checkout_files():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, project / name)
+    requirements_collections = tmp_path / "requirements_collections"
+    env = {**ansible_env, "ANSIBLE_COLLECTIONS_PATH": str(requirements_collections)}
+    playbooks = ["playbooks/upgrade.yml", "playbooks/backup.yml", "playbooks/restore.yml"]
+    syntax_check = ["ansible-playbook", "--syntax-check", "-i", "localhost,", *playbooks]
+    before = run(syntax_check, env=env, cwd=project)
+    assert before.returncode != 0 and "lorawan.tts.upgrade" in before.stdout + before.stderr, before.stdout
+    install = ["ansible-galaxy", "collection", "install", "-r", "collections/requirements.yml", "--collections-path"]
+    installed = run([*install, str(requirements_collections)], env=env, cwd=project)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    after = run(syntax_check, env=env, cwd=project)
+    assert after.returncode == 0, after.stdout + after.stderr

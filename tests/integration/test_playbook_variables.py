@@ -66,5 +66,5 @@ def test_a_bad_playbook_variable_is_refused_before_any_host(
 
 def test_a_named_restore_target_passes_the_check(ansible_env: dict[str, str], inventory: Path) -> None:
     """The check lets a target through to the restore play (which then cannot reach the README's host)."""
-    _, output, text = playbook(ansible_env, inventory, "restore", "-e", "target=tts-eu-1", "-e", "ansible_timeout=2")
+    _rc, output, text = playbook(ansible_env, inventory, "restore", "-e", "target=tts-eu-1", "-e", "ansible_timeout=2")
     assert plays_run(output) == ["Check the playbook's variables", "Restore The Things Stack"], text[-3000:]
