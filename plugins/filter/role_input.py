@@ -9,6 +9,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
     at_target,
     database_image_pins,
     edition_problem,
+    playbook_input_problems,
     preflight_problems,
     rollout_problems,
     upgrade_input_problems,
@@ -31,6 +32,18 @@ def upgrade_input_problems_filter(settings, deployment=None):
 
 def rollout_problems_filter(serial, max_fail_percentage=0):
     return rollout_problems(serial, max_fail_percentage)
+
+
+def playbook_input_problems_filter(variables, playbook, selected):
+    if not isinstance(variables, dict) or not isinstance(selected, list):
+        raise AnsibleFilterError(
+            "playbook_input_problems needs a dict of playbook variables and a list of hosts, not %r"
+            % ((variables, selected),)
+        )
+    try:
+        return playbook_input_problems(playbook, variables, selected)
+    except ValueError as error:
+        raise AnsibleFilterError("playbook_input_problems: %s" % error) from error
 
 
 def upgrade_preflight_problems_filter(deployment, plan):
@@ -61,6 +74,7 @@ class FilterModule:
         return {
             "upgrade_input_problems": upgrade_input_problems_filter,
             "rollout_problems": rollout_problems_filter,
+            "playbook_input_problems": playbook_input_problems_filter,
             "upgrade_preflight_problems": upgrade_preflight_problems_filter,
             "at_target": at_target_filter,
             "database_image_pins": database_image_pins_filter,

@@ -134,6 +134,57 @@ def rollout_problems(serial: Any, max_fail_percentage: Any) -> List[str]:
     return problems
 
 
+# The playbooks' own variables. Play keywords (hosts, serial, max_fail_percentage) are read before any host is
+# chosen, so they come from extra variables (-e, AWX's extra variables and surveys) or the playbook's vars file.
+PLAYBOOK_VARIABLES = {
+    "upgrade": ("tts_hosts", "tts_upgrade_serial", "tts_max_fail_percentage", "tts_allow_no_staging"),
+    "backup": ("target",),
+    "restore": ("target",),
+}
+
+
+def host_pattern_problem(name: str, value: Any, hosts: List[str], playbook: str) -> Optional[str]:
+    example = "for example -e %s=tts-eu-1 or -e '%s=staging:production'" % (name, name)
+    if not isinstance(value, str) or not value.strip():
+        return "%s=%r is not a host pattern: set %s to inventory hosts or groups, %s" % (name, value, name, example)
+    if hosts:
+        return None
+    if playbook == "upgrade":
+        return (
+            "tts_hosts=%s names no host of the groups staging and production: put the deployments' hosts in those "
+            "groups, and set tts_hosts to some of them (default all), %s" % (value, example)
+        )
+    problem = "target=%s names no host of the inventory: set target to some, %s" % (value, example)
+    if playbook == "restore":
+        problem += "; the restore playbook names none by default, since it puts each host it runs on back to a backup"
+    return problem
+
+
+def playbook_input_problems(playbook: str, variables: Mapping[str, Any], hosts: List[str]) -> List[str]:
+    """Every problem of a playbook's own variables (upgrade, backup or restore), in order; an empty list when they
+    can be used. variables: the values the playbook's plays will read, defaults included; hosts: the inventory
+    hosts its host pattern selects (for the upgrade, those of staging and production)."""
+    if playbook not in PLAYBOOK_VARIABLES:
+        raise ValueError("no playbook lorawan.tts.%s: one of %s" % (playbook, ", ".join(PLAYBOOK_VARIABLES)))
+    missing = [name for name in PLAYBOOK_VARIABLES[playbook] if name not in variables]
+    if missing:
+        raise ValueError("the %s playbook's check needs the values of %s" % (playbook, ", ".join(missing)))
+    pattern = "tts_hosts" if playbook == "upgrade" else "target"
+    problem = host_pattern_problem(pattern, variables[pattern], hosts, playbook)
+    problems = [problem] if problem else []
+    if playbook != "upgrade":
+        return problems
+    problems += rollout_problems(variables["tts_upgrade_serial"], variables["tts_max_fail_percentage"])
+    try:
+        boolean(variables["tts_allow_no_staging"], strict=True)
+    except TypeError:
+        problems.append(
+            "tts_allow_no_staging=%r is not true or false: set it to true only to upgrade an inventory without "
+            "staging hosts" % (variables["tts_allow_no_staging"],)
+        )
+    return problems
+
+
 def edition_problem(wanted: str, detected: Optional[str], image: Optional[str]) -> Optional[str]:
     """tts_edition set to one edition on a deployment that runs the other."""
     if wanted in ("", "auto") or detected in (None, "", wanted):

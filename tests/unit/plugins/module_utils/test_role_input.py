@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
     at_target,
     database_image_pins,
     edition_problem,
+    playbook_input_problems,
     preflight_problems,
     rollout_problems,
     upgrade_input_problems,
@@ -92,6 +96,64 @@ def test_bad_batches_would_not_do_what_they_say(serial: object) -> None:
 def test_bad_failure_thresholds(threshold: object) -> None:
     problems = rollout_problems(1, threshold)
     assert len(problems) == 1 and problems[0].startswith("tts_max_fail_percentage="), problems
+
+
+PLAYBOOK_DEFAULTS = Path(__file__).resolve().parents[4] / "playbooks" / "vars"
+HOSTS = ["tts-eu-1"]
+
+
+@pytest.mark.parametrize("playbook", ["upgrade", "backup"])
+def test_the_playbooks_defaults_pass(playbook: str) -> None:
+    defaults = yaml.safe_load((PLAYBOOK_DEFAULTS / f"{playbook}.yml").read_text())
+    assert playbook_input_problems(playbook, defaults, HOSTS) == []
+
+
+def test_restore_runs_only_on_hosts_named_for_it() -> None:
+    """Its default target selects no host (the playbook hands over what the pattern selects)."""
+    defaults = yaml.safe_load((PLAYBOOK_DEFAULTS / "restore.yml").read_text())
+    problems = playbook_input_problems("restore", defaults, [])
+    assert len(problems) == 1 and problems[0].startswith("target=!all names no host"), problems
+    assert playbook_input_problems("restore", {"target": "tts-eu-1"}, HOSTS) == []
+
+
+UPGRADE_PLAYBOOK = {
+    "tts_hosts": "all",
+    "tts_upgrade_serial": [1, "25%"],
+    "tts_max_fail_percentage": 0,
+    "tts_allow_no_staging": "false",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "hosts"),
+    [
+        ("tts_hosts", "", []),
+        ("tts_hosts", ["tts-eu-1"], []),
+        ("tts_hosts", "tts-eu-9", []),
+        ("tts_upgrade_serial", 0, HOSTS),
+        ("tts_max_fail_percentage", "x", HOSTS),
+        ("tts_allow_no_staging", "maybe", HOSTS),
+    ],
+)
+def test_each_bad_playbook_variable_is_named(name: str, value: object, hosts: list[str]) -> None:
+    problems = playbook_input_problems("upgrade", dict(UPGRADE_PLAYBOOK, **{name: value}), hosts)
+    assert len(problems) == 1 and problems[0].startswith(name + "="), problems
+
+
+@pytest.mark.parametrize("playbook", ["backup", "restore"])
+@pytest.mark.parametrize(("target", "hosts"), [(" ", []), (3, []), (None, []), ("tts-eu-9", [])])
+def test_a_target_selects_hosts(playbook: str, target: object, hosts: list[str]) -> None:
+    problems = playbook_input_problems(playbook, {"target": target}, hosts)
+    assert len(problems) == 1 and problems[0].startswith("target="), problems
+
+
+def test_the_playbook_check_needs_every_variable() -> None:
+    with pytest.raises(ValueError, match="tts_allow_no_staging"):
+        playbook_input_problems(
+            "upgrade", {"tts_hosts": "all", "tts_upgrade_serial": 1, "tts_max_fail_percentage": 0}, HOSTS
+        )
+    with pytest.raises(ValueError, match="no playbook"):
+        playbook_input_problems("deploy", {}, HOSTS)
 
 
 def test_edition_must_match_the_deployment() -> None:
