@@ -87,7 +87,7 @@ def parts(path: str, postgres: Dict[str, Any], redis: Dict[str, Any]) -> Dict[st
         "redis": {
             "path": os.path.relpath(redis["path"], path),
             "format": redis.get("format"),
-            "keys": int(redis.get("keys") or 0),
+            "keys": int(redis.get("key_count") or 0),
         },
     }
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
+import selectors
+import time
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import image_with_tag, parse_image
@@ -27,6 +28,7 @@ COMPOSE_ARGUMENT_SPEC = dict(
 )
 
 STDERR_TAIL_LINES = 5
+STREAM_CHUNK_BYTES = 65536
 
 
 # Compose subcommands after which the named services' running containers may be others, or none; the first ones
@@ -68,6 +70,57 @@ def environment_dict(environment):
     for item in environment or []:
         name, sep, value = str(item).partition("=")
         result[name] = value if sep else os.environ.get(name)
+    return result
+
+
+@contextlib.contextmanager
+def standard_input_from(source):
+    """Point this process' standard input (file descriptor 0, which run_command's commands inherit) at the open file
+    source, and back when the block ends."""
+    try:
+        saved = os.dup(0)
+    except OSError:  # no standard input at all
+        saved = None
+    try:
+        os.dup2(source.fileno(), 0)
+        yield
+    finally:
+        if saved is None:
+            os.close(0)
+        else:
+            os.dup2(saved, 0)
+            os.close(saved)
+
+
+def stream_stdout(process, path, on_wait=None, clock=time.monotonic):
+    """Read a started command's stdout into the file path and its stderr into memory, until both end; {"stderr":
+    text}, with "error" (the OSError) when path could not be written, after which the command is killed."""
+    stderr = []
+    result = {}
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    selector.register(process.stderr, selectors.EVENT_READ)
+    waited_since = clock()
+    try:
+        with open(path, "wb") as out:
+            while selector.get_map():
+                for key, dummy_events in selector.select(1):
+                    chunk = os.read(key.fd, STREAM_CHUNK_BYTES)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                    elif key.fileobj is process.stdout:
+                        out.write(chunk)
+                    else:
+                        stderr.append(chunk)
+                if on_wait and clock() - waited_since >= 1:
+                    waited_since = clock()
+                    on_wait()
+    except OSError as error:
+        process.kill()
+        result["error"] = error
+    finally:
+        selector.close()
+    result["stderr"] = to_text(b"".join(stderr), errors="surrogate_or_replace")
     return result
 
 
@@ -159,61 +212,72 @@ class ComposeProject:
     def run_with_files(self, args, stdin_path=None, stdout_path=None, env=None, what=None, on_wait=None):
         """Run a compose subcommand with stdin or stdout connected to files, for binary streams of any size.
 
-        run_command keeps output in memory and may decode it; a database dump must go to disk byte for byte.
-        on_wait, if given, is called about once a second while the command runs (for progress).
+        Through the module's run_command, which would keep stdout in memory and only takes stdin as a string: the
+        command inherits this process' standard input, pointed at stdin_path (or /dev/null) for its duration, and
+        stdout goes to stdout_path chunk by chunk before run_command reads the (then ended) pipes. on_wait, if
+        given, is called about once a second while the command writes stdout_path (for progress).
         """
         argv = self.argv(*args)
-        process_env = dict(os.environ)
-        process_env.update(env or {})
-        with contextlib.ExitStack() as files:
-            stdin = files.enter_context(open(stdin_path, "rb")) if stdin_path else subprocess.DEVNULL
-            stdout = files.enter_context(open(stdout_path, "wb")) if stdout_path else subprocess.PIPE
-            process = subprocess.Popen(
-                argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, cwd=self.project_src, env=process_env
+        streamed = {}
+        with open(stdin_path or os.devnull, "rb") as stdin, standard_input_from(stdin):
+            rc, out, err = self.module.run_command(
+                argv,
+                cwd=self.project_src,
+                environ_update=env,
+                errors="surrogate_or_replace",
+                before_communicate_callback=(
+                    (lambda process: streamed.update(stream_stdout(process, stdout_path, on_wait)))
+                    if stdout_path
+                    else None
+                ),
+                handle_exceptions=False,
             )
-            while True:
-                try:
-                    out, err = process.communicate(timeout=1)
-                    break
-                except subprocess.TimeoutExpired:
-                    if on_wait:
-                        on_wait()
-        if process.returncode != 0:
+        if "error" in streamed:
+            raise ComposeError(
+                "%s failed in %s: writing %s: %s"
+                % (what or "%s %s" % (self.command_name, args[0]), self.project_src, stdout_path, streamed["error"]),
+                argv=argv,
+                rc=rc,
+                stderr=str(streamed["error"]),
+            )
+        err = streamed.get("stderr", err)
+        if rc != 0:
             raise ComposeError(
                 "%s failed in %s (exit %d): %s"
-                % (
-                    what or "%s %s" % (self.command_name, args[0]),
-                    self.project_src,
-                    process.returncode,
-                    stderr_tail(err),
-                ),
+                % (what or "%s %s" % (self.command_name, args[0]), self.project_src, rc, stderr_tail(err)),
                 argv=argv,
-                rc=process.returncode,
-                stderr=to_text(err, errors="surrogate_or_replace"),
+                rc=rc,
+                stderr=err,
             )
-        return to_text(out or b"", errors="surrogate_or_replace")
+        return out
 
-    def start_docker(self, args):
-        """Start a plain docker command (argv after `docker`) in the background; finish_docker() waits for it."""
-        return subprocess.Popen(
-            [self.docker, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+    def docker_while(self, args, action):
+        """Run a plain docker command (argv after `docker`) while action() runs here; ((rc, out, err), what action
+        returned). An error of action is raised once the command has ended."""
+        outcome = {}
 
-    @staticmethod
-    def finish_docker(process):
-        out, err = process.communicate()
-        return (
-            process.returncode,
-            to_text(out, errors="surrogate_or_replace"),
-            to_text(err, errors="surrogate_or_replace"),
-        )
+        def run_action(dummy_process):
+            try:
+                outcome["value"] = action()
+            except Exception as error:  # re-raised once the command has ended
+                outcome["error"] = error
+
+        result = self.module.run_command([self.docker, *args], before_communicate_callback=run_action)
+        if "error" in outcome:
+            raise outcome["error"]
+        return result, outcome.get("value")
 
     def docker_concurrently(self, commands):
         """Run several plain docker commands (argv lists after `docker`) at once; [(rc, out, err), ...] in order.
 
-        For independent reads of the same container, where each process' start-up would otherwise add up.
+        For independent reads of the same container, where each process' start-up would otherwise add up. Each
+        command after the first starts while the one before it runs (see docker_while); keep the first one's output
+        small, it is read once the others have ended.
         """
-        return [self.finish_docker(process) for process in [self.start_docker(args) for args in commands]]
+        if len(commands) == 1:
+            return [self.module.run_command([self.docker, *commands[0]])]
+        first, rest = self.docker_while(commands[0], lambda: self.docker_concurrently(commands[1:]))
+        return [first, *rest]
 
     def config(self):
         """The effective configuration (files merged, variables interpolated), as a dict; read once per module run."""

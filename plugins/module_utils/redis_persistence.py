@@ -472,7 +472,7 @@ class RedisPersistence:
             "path": self.backup_path(dest),
             "format": server["format"],
             "consistency": consistency,
-            "keys": server["keys"],
+            "key_count": server["keys"],
             "redis_version": server["version"],
         }
         if check_mode:
@@ -507,7 +507,7 @@ class RedisPersistence:
                 files = self.seal(path)
                 self.verify(server["format"], server["config"], server["target"], path, files)
             result.update(
-                keys=keys,
+                key_count=keys,
                 files=files,
                 size=sum(item["size"] for item in files),
                 sha256=backup_sha256(server["format"], files),
@@ -634,18 +634,17 @@ class RedisPersistence:
             self.wait_background(BACKGROUND_CHILDREN)
             keys, expires = self.keyspace()
         tool, relative, dummy_read_only = self.check_argv(server["format"], server["config"], server["target"])
-        checker = self.project.start_docker(["exec", self.container_id, tool, posixpath.join(server["dir"], relative)])
         host_dir = self.host_directory(server["dir"])
-        try:
-            if host_dir:
-                files = copy_hashed(
-                    os.path.join(host_dir, server["target"]), os.path.join(path, server["target"]), path
-                )
-                differ = []
-            else:
-                files, differ = self.copy_through_docker(server, path)
-        finally:
-            checked = self.project.finish_docker(checker)
+
+        def copy():
+            if not host_dir:
+                return self.copy_through_docker(server, path)
+            live = os.path.join(host_dir, server["target"])
+            return copy_hashed(live, os.path.join(path, server["target"]), path), []
+
+        checked, (files, differ) = self.project.docker_while(
+            ["exec", self.container_id, tool, posixpath.join(server["dir"], relative)], copy
+        )
         if checked[0] != 0:
             raise RedisPersistenceError(
                 "%s found the persistence files of %s invalid (exit %d): %s. The partial backup was removed; see "
@@ -720,7 +719,7 @@ class RedisPersistence:
             "target": server["target"],
             "config": server["config"],
             "redis_version": server["version"],
-            "keys": result["keys"],
+            "keys": result["key_count"],
             "expires": expires,
             "consistency": result["consistency"],
             "service": self.service,
@@ -902,7 +901,7 @@ class RedisPersistence:
             "changed": True,
             "restored_from": backup["path"],
             "format": backup["format"],
-            "keys": backup["keys"],
+            "key_count": backup["keys"],
         }
         if server["keys"] == backup["keys"] and not self.files_differ(server, backup["files"]):
             # A rollback whose migrations never reached Redis: its files are the backup's, byte for byte.
@@ -947,7 +946,7 @@ class RedisPersistence:
                 )
         except ComposeError as error:
             self.roll_back(error, backup, target, aside, had_target, state, previous_keys)
-        result["keys"] = keys
+        result["key_count"] = keys
         if state["moved"]:
             rc, out, err = self.one_off(["rm", "-rf", aside], check=False)
             if rc != 0:

@@ -304,7 +304,7 @@ class StackFacts:
         return None
 
     def redis(self):
-        result = {"format": None, "version": None, "keys": None, "data_dir": None, "data_size": None}
+        result = {"format": None, "version": None, "key_count": None, "data_dir": None, "data_size": None}
         data_dir = self.redis_data_dir()
         if data_dir and os.path.isdir(data_dir):
             result["data_dir"] = data_dir
@@ -318,7 +318,7 @@ class StackFacts:
         hint = "check that redis-cli works in the container without a password"
         info = parse_info(self._exec(self.redis_service, ["redis-cli", "--raw", "INFO"], "'redis-cli INFO'", hint))
         result["version"] = info.get("redis_version")
-        result["keys"], dummy_expires = keyspace_totals(info)
+        result["key_count"], dummy_expires = keyspace_totals(info)
         out = self._exec(
             self.redis_service, ["redis-cli", "--raw", "CONFIG", "GET", "*"], "'redis-cli CONFIG GET'", hint
         )

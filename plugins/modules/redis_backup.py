@@ -105,7 +105,7 @@ EXAMPLES = r"""
 
 - name: Show what was saved
   ansible.builtin.debug:
-    msg: "{{ redis_backup.format }} backup of {{ redis_backup['keys'] }} keys in {{ redis_backup.path }}"
+    msg: "{{ redis_backup.format }} backup of {{ redis_backup.key_count }} keys in {{ redis_backup.path }}"
 """
 
 RETURN = r"""
@@ -129,11 +129,10 @@ consistency:
   returned: success
   type: str
   sample: stop
-keys:
+key_count:
   description:
     - The number of keys the server held when the copy was made (summed over all databases); in check mode,
       the number it holds now.
-    - In Jinja, write C(result['keys']), because C(result.keys) is the dictionary's method.
   returned: success
   type: int
   sample: 1532

@@ -105,10 +105,9 @@ format:
   type: str
   choices: [aof-multipart, aof, rdb]
   sample: aof-multipart
-keys:
+key_count:
   description:
     - The number of keys the restored server holds; in check mode, the number the backup recorded.
-    - In Jinja, write C(result['keys']), because C(result.keys) is the dictionary's method.
   returned: success
   type: int
   sample: 1532

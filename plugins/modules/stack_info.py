@@ -200,7 +200,7 @@ tts:
           description: The server's version.
           type: str
           sample: 7.0.15
-        keys:
+        key_count:
           description: The number of keys in all databases.
           type: int
           sample: 100

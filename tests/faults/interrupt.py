@@ -1,12 +1,13 @@
 """Interrupt a real upgrade run the way operators' controllers die, and run the next one.
 
-The run is started in its own session, as a terminal or AWX starts it; the fault is a signal to the whole
-process group (ansible-playbook, its workers and, with a local connection, the module running on the host) the
-moment the run's journal shows the phase the scenario waits for.
+The run is started in its own session, as a terminal or AWX starts it; the fault is a signal to every process of
+the run (ansible-playbook, its workers and, with a local connection, the module running on the host) the moment the
+run's journal shows the phase the scenario waits for (see signal_run).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -61,8 +62,28 @@ def run_and_interrupt(
     when: Moment,
     timeout: float = 300,
 ) -> tuple[int, dict, str]:
-    """Run the upgrade, send the signal to its process group at the moment; (return code, journal then, output)."""
-    return run_and_act(inventory, env, deployment_dir, lambda pid: os.killpg(pid, number), when, timeout)
+    """Run the upgrade, send the signal to all its processes at the moment; (return code, journal then, output)."""
+    return run_and_act(inventory, env, deployment_dir, lambda pid: signal_run(pid, number), when, timeout)
+
+
+def signal_run(pid: int, number: signal.Signals) -> None:
+    """Send the signal to the process group of ansible-playbook (pid) and to those of its workers, its children.
+
+    Up to ansible-core 2.18 the workers, and the modules they start, are in ansible-playbook's group; from 2.19 each
+    worker leads a group of its own. Groups further down (the docker CLI's plugins) are left alone, as before.
+    """
+    groups = {pid}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        parent, group = int(fields[1]), int(fields[2])
+        if parent == pid:
+            groups.add(group)
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, number)
 
 
 def run_and_act(
@@ -93,7 +114,7 @@ def run_and_act(
                 break
             time.sleep(0.01)
         else:
-            os.killpg(process.pid, signal.SIGKILL)
+            signal_run(process.pid, signal.SIGKILL)
             process.wait()
             raise AssertionError("the moment never came; the run ended or hung:\n" + log.read_text()[-3000:])
         process.wait()

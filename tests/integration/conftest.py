@@ -18,6 +18,7 @@ from ttssandbox.deployment import healthz_port, healthz_status, stack_health_pat
 
 ROOT = Path(__file__).resolve().parents[2]
 SANDBOX = ROOT / "tests" / "sandbox" / "tts-sandbox"
+ANSIBLE_BIN_VARIABLE = "LORAWAN_TTS_ANSIBLE_BIN"
 
 
 def run(argv: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
@@ -113,14 +114,23 @@ def deploy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployFactory]:
 
 @pytest.fixture(scope="session")
 def ansible_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment for ansible/ansible-playbook subprocesses that finds this checkout as lorawan.tts."""
+    """Environment for ansible/ansible-playbook subprocesses that finds this checkout as lorawan.tts.
+
+    They are this interpreter's, or those in the directory LORAWAN_TTS_ANSIBLE_BIN names (scripts/test runs a few
+    tests with the oldest supported ansible-core, .venv-oldest/bin).
+    """
     collections = tmp_path_factory.mktemp("collections")
     (collections / "ansible_collections" / "lorawan").mkdir(parents=True)
     (collections / "ansible_collections" / "lorawan" / "tts").symlink_to(ROOT)
-    venv_bin = Path(sys.executable).parent
+    search_path = [str(Path(sys.executable).parent), os.environ["PATH"]]
+    ansible_bin = os.environ.get(ANSIBLE_BIN_VARIABLE)
+    if ansible_bin:
+        if not (Path(ansible_bin) / "ansible-playbook").is_file():
+            pytest.fail(f"{ANSIBLE_BIN_VARIABLE}={ansible_bin} has no ansible-playbook: run scripts/setup")
+        search_path.insert(0, ansible_bin)
     return {
         **os.environ,
-        "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}",
+        "PATH": os.pathsep.join(search_path),
         "ANSIBLE_COLLECTIONS_PATH": str(collections),
         "ANSIBLE_LOCALHOST_WARNING": "false",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",

@@ -102,7 +102,7 @@ def check_backup(result: dict, dest: Path, fmt: str, target: str, keys: int, con
     assert result["changed"] is True
     assert result["format"] == fmt
     assert result["consistency"] == consistency
-    assert result["keys"] == keys
+    assert result["key_count"] == keys
     path = Path(result["path"])
     assert path.parent == dest
     assert stat.S_IMODE(dest.stat().st_mode) == 0o700
@@ -182,7 +182,7 @@ def test_backup_both_modes_then_restore_each(request, redis_major, run_playbook,
         assert result["changed"] is True
         assert result["restored_from"] == str(backup)
         assert result["format"] == fmt
-        assert result["keys"] == keys
+        assert result["key_count"] == keys
         assert deployment.fingerprint()["redis"] == before
         assert not [entry for entry in redis_data_entries(deployment) if ".pre-restore-" in entry]
     assert one_off_containers(deployment) == []
@@ -246,7 +246,7 @@ def test_restore_refuses_bad_backups_and_check_mode_changes_nothing(redis7, redi
     assert (checked["restored_from"], checked["format"]) == (str(good), "aof-multipart")
     predicted = run.result("check backup")
     assert predicted["format"] == "aof-multipart"
-    assert predicted["keys"] == len(live)
+    assert predicted["key_count"] == len(live)
     assert Path(predicted["path"]).parent == tmp_path / "new"
     assert not (tmp_path / "new").exists()
 

@@ -73,7 +73,7 @@ def test_open_source_deployment(run_playbook, open_source, tmp_path) -> None:
 
     assert tts["redis"]["format"] == "aof-multipart"
     assert tts["redis"]["version"].startswith("7.")
-    assert tts["redis"]["keys"] == int(open_source.redis("DBSIZE")) > 0
+    assert tts["redis"]["key_count"] == int(open_source.redis("DBSIZE")) > 0
 
     assert tts["postgres"]["major_data_dir"] == "15"
     assert tts["postgres"]["major_image"] == "15"
@@ -105,7 +105,7 @@ def test_enterprise_deployment_with_redis_6_and_postgres_13(run_playbook, enterp
     assert tts["images"]["postgres"]["tag"] == "latest-pg13"  # a moving tag with a major: no warning
     assert tts["redis"]["format"] == "aof"
     assert tts["redis"]["version"].startswith("6.")
-    assert tts["redis"]["keys"] > 0
+    assert tts["redis"]["key_count"] > 0
     assert tts["postgres"]["major_data_dir"] == "13"
     assert tts["postgres"]["major_image"] == "13"
     assert tts["postgres"]["database_size"] > 0

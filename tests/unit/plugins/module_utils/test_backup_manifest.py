@@ -32,7 +32,7 @@ def make_backup(parent: Path, name: str) -> Path:
 
 def seal(backup: Path) -> dict:
     postgres = {"path": str(backup / "postgres" / "ttn_lorawan.dump"), "tables": 12, "sha256": "x", "size": 5}
-    redis = {"path": str(backup / "redis" / "redis-1"), "format": "aof-multipart", "keys": 7}
+    redis = {"path": str(backup / "redis" / "redis-1"), "format": "aof-multipart", "key_count": 7}
     return write(str(backup), METADATA, postgres, redis)
 
 

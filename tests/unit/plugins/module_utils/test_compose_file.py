@@ -566,20 +566,19 @@ def test_backups_are_made_before_any_file_is_written(tmp_path: Path):
 # The module's glue (plugins/modules/compose_image.py), run in-process
 
 
-def run_module(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, args: dict, **flags: bool) -> dict:
-    from ansible.module_utils import basic
+def run_module(capsys: pytest.CaptureFixture, args: dict, **flags: bool) -> dict:
+    from ansible.module_utils.testing import patch_module_args
     from ansible_collections.lorawan.tts.plugins.modules import compose_image
 
     arguments = {**args, "_ansible_check_mode": flags.get("check", False), "_ansible_diff": flags.get("diff", False)}
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": arguments}).encode())
-    with pytest.raises(SystemExit):
+    with patch_module_args(arguments), pytest.raises(SystemExit):
         compose_image.main()
     return json.loads(capsys.readouterr().out)
 
 
-def test_module_check_mode_predicts_and_shows_the_diff(tmp_path: Path, monkeypatch, capsys):
+def test_module_check_mode_predicts_and_shows_the_diff(tmp_path: Path, capsys):
     compose_file = write(tmp_path / "docker-compose.yml", STACK)
-    result = run_module(monkeypatch, capsys, {"project_src": str(tmp_path), "tag": "3.32.0"}, check=True, diff=True)
+    result = run_module(capsys, {"project_src": str(tmp_path), "tag": "3.32.0"}, check=True, diff=True)
     assert result["changed"] is True
     assert result["msg"] == "stack: 3.31.1 -> 3.32.0"
     assert result["diff"] == {
@@ -591,14 +590,14 @@ def test_module_check_mode_predicts_and_shows_the_diff(tmp_path: Path, monkeypat
     assert compose_file.read_text() == STACK
 
 
-def test_module_reports_no_change_and_lists_diffs_of_several_files(tmp_path: Path, monkeypatch, capsys):
+def test_module_reports_no_change_and_lists_diffs_of_several_files(tmp_path: Path, capsys):
     write(tmp_path / "docker-compose.yml", STACK.replace("3.31.1", "3.32.0"))
-    result = run_module(monkeypatch, capsys, {"project_src": str(tmp_path), "tag": "3.32.0"}, diff=True)
+    result = run_module(capsys, {"project_src": str(tmp_path), "tag": "3.32.0"}, diff=True)
     assert (result["changed"], result["files"], result["msg"]) == (False, [], "stack: 3.32.0 (unchanged)")
     write(tmp_path / "docker-compose.override.yml", "services:\n  grafana:\n    image: g/noc:3.31.1\n")
     write(tmp_path / "docker-compose.yml", STACK)
     args = {"project_src": str(tmp_path), "tag": "3.32.0", "services": ["stack", "grafana"], "backup": True}
-    result = run_module(monkeypatch, capsys, args, diff=True)
+    result = run_module(capsys, args, diff=True)
     assert result["changed"] is True
     assert [diff["before_header"] for diff in result["diff"]] == result["files"]
     assert sorted(result["backup_files"]) == sorted(result["files"])
@@ -607,7 +606,7 @@ def test_module_reports_no_change_and_lists_diffs_of_several_files(tmp_path: Pat
 
 def test_module_fails_with_the_message(tmp_path: Path, monkeypatch, capsys):
     write(tmp_path / "docker-compose.yml", STACK)
-    result = run_module(monkeypatch, capsys, {"project_src": str(tmp_path), "tag": "3.32.0", "services": ["nope"]})
+    result = run_module(capsys, {"project_src": str(tmp_path), "tag": "3.32.0", "services": ["nope"]})
     assert result["failed"] is True
     assert "the services there are: stack" in result["msg"]
 
@@ -619,7 +618,7 @@ def test_module_refuses_a_ruamel_yaml_older_than_0_17(tmp_path: Path, monkeypatc
 
     write(tmp_path / "docker-compose.yml", STACK)
     monkeypatch.setattr(compose_file, "RUAMEL_YAML_VERSION", (0, 16, 12))
-    result = run_module(monkeypatch, capsys, {"project_src": str(tmp_path), "tag": "3.32.0"})
+    result = run_module(capsys, {"project_src": str(tmp_path), "tag": "3.32.0"})
     assert result["failed"] is True
     assert "ruamel.yaml 0.16.12 on " in result["msg"] and "is too old: lorawan.tts needs 0.17 or later" in result["msg"]
     assert "python3-ruamel.yaml" in result["msg"] and "pip install 'ruamel.yaml>=0.17'" in result["msg"]

@@ -221,17 +221,16 @@ def test_failure_text_names_the_task_or_takes_the_cutovers_own() -> None:
     assert len(failure_text("x", {"msg": "y" * 5000})) == 1500
 
 
-def test_the_module_abandons_the_journal_of_a_run_that_leaves_the_stack_stopped(tmp_path: Path, monkeypatch, capsys):
+def test_the_module_abandons_the_journal_of_a_run_that_leaves_the_stack_stopped(tmp_path: Path, capsys):
     # The role's unlock step once opened the journal instead, and failed: its own run held it.
-    from ansible.module_utils import basic
+    from ansible.module_utils.testing import patch_module_args
     from ansible_collections.lorawan.tts.plugins.modules import upgrade_journal
 
     journal = Journal(str(tmp_path))
     open_run(journal, "run-1", {}, HERE, 1800, BOOT)
     journal.update("run-1", mark="stop", failure="migrate: exit 255", rollback_failure="redis is down")
     arguments = {"project_src": str(tmp_path), "run": "run-1", "state": "closed"}
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": arguments}).encode())
-    with pytest.raises(SystemExit):
+    with patch_module_args(arguments), pytest.raises(SystemExit):
         upgrade_journal.main()
     result = json.loads(capsys.readouterr().out)
     assert not result.get("failed"), result

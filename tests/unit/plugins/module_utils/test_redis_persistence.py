@@ -216,7 +216,7 @@ def test_leftover_previous_data_is_a_warning_not_a_failure(tmp_path):
     project = FakeProject()
     project.run_answers[("run", "--rm", "--no-deps", "-T", "--user", "0", "--entrypoint", "rm")] = (1, "", "rm: busy")
     result = persistence(project).restore(str(make_backup(tmp_path / "backup")))
-    assert result["keys"] == 3
+    assert result["key_count"] == 3
     assert len(project.module.warnings) == 1
     assert "rm: busy" in project.module.warnings[0]
     assert "remove it by hand" in project.module.warnings[0]
