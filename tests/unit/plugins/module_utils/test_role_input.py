@@ -330,5 +330,5 @@ def test_the_roles_tags_are_those_of_the_table(role) -> None:
     tasks = yaml.safe_load((ROLES / role / "tasks" / "main.yml").read_text())
     used = [tuple(task["tags"]) for task in tagged_tasks(tasks)]
     assert all(tags[0] == "tts_" + role for tags in used)
-    phase_tags = {tags for tags in ROLE_PHASES[role].values()}
+    phase_tags = set(ROLE_PHASES[role].values())
     assert {tags[1:] for tags in used} - {("always",)} == phase_tags
