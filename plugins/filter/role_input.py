@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
+    ROLE_PHASES,
     at_target,
     database_image_pins,
     edition_problem,
     playbook_input_problems,
     preflight_problems,
     rollout_problems,
+    tag_selection_problem,
     upgrade_input_problems,
 )
 
@@ -69,6 +71,16 @@ def at_target_filter(deployment, target):
     return at_target(deployment, target)
 
 
+def tag_selection_problems_filter(role, run_tags, skip_tags):
+    if role not in ROLE_PHASES or not isinstance(run_tags, list) or not isinstance(skip_tags, list):
+        raise AnsibleFilterError(
+            "tag_selection_problems needs a role (%s) and the lists ansible_run_tags and ansible_skip_tags, not %r"
+            % (", ".join(ROLE_PHASES), (role, run_tags, skip_tags))
+        )
+    problem = tag_selection_problem(role, run_tags, skip_tags)
+    return [problem] if problem else []
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -78,4 +90,5 @@ class FilterModule:
             "upgrade_preflight_problems": upgrade_preflight_problems_filter,
             "at_target": at_target_filter,
             "database_image_pins": database_image_pins_filter,
+            "tag_selection_problems": tag_selection_problems_filter,
         }

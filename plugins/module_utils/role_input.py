@@ -290,3 +290,77 @@ def preflight_problems(deployment: Dict[str, Any], plan: Mapping[str, Any]) -> L
         for problem in (deployment.get("python") or {}).get("problems") or []
     ]
     return problems
+
+
+# Each role's phases in order, with the tags on their tasks (roles/<role>/tasks/main.yml); every task also carries the
+# role's own tag, tts_<role>. Tasks tagged `always` (the tag check, reading the deployment, the lock's release, the
+# rollback) are not phases: they run under any --tags. A run does all of a role's phases, or only its preflight.
+ROLE_PHASES = {
+    "upgrade": {
+        "preflight": ("preflight",),
+        "lock": ("lock",),
+        "files": ("backup",),
+        "cutover": ("cutover", "stop", "backup", "migrate", "start", "verify"),
+        "seal": ("backup",),
+        "report": ("report",),
+    },
+    "backup": {
+        "preflight": ("preflight",),
+        "files": ("backup",),
+        "stop": ("stop",),
+        "capture": ("backup",),
+        "start": ("start",),
+        "seal": ("backup",),
+    },
+    "restore": {
+        "preflight": ("preflight",),
+        "stop": ("stop",),
+        "restore": ("restore",),
+        "start": ("start",),
+        "verify": ("verify",),
+    },
+}
+ALLOWED_PARTIAL_RUNS = ({"preflight"}, set())
+
+
+def runs_under(tags: List[str], run_tags: List[str], skip_tags: List[str]) -> bool:
+    """Whether a task with these tags runs under --tags run_tags --skip-tags skip_tags (Taggable.evaluate_tags)."""
+    own = set(tags) or {"untagged"}
+    selected = set(run_tags)
+    skipped = set(skip_tags)
+    runs = (
+        not selected
+        or "always" in own
+        or ("all" in selected and "never" not in own)
+        or not own.isdisjoint(selected)
+        or ("tagged" in selected and own != {"untagged"} and "never" not in own)
+    )
+    if not runs or not skipped:
+        return runs
+    if "all" in skipped:
+        return "always" in own and "always" not in skipped
+    return own.isdisjoint(skipped) and not ("tagged" in skipped and own != {"untagged"})
+
+
+def tag_selection_problem(role: str, run_tags: List[str], skip_tags: List[str]) -> Optional[str]:
+    """A refusal when --tags/--skip-tags would run only part of a role's phases, other than its preflight alone:
+    such a run could stop the stack and not start it, or change it without a verified backup."""
+    phases = ROLE_PHASES[role]
+    running = {phase for phase, tags in phases.items() if runs_under(["tts_" + role, *tags], run_tags, skip_tags)}
+    if running == set(phases) or running in ALLOWED_PARTIAL_RUNS:
+        return None
+    return (
+        "lorawan.tts.%s runs all of its phases (%s) or its preflight alone, but --tags %s --skip-tags %s would run %s "
+        "and skip %s: that could leave the deployment stopped, half-changed or without a verified backup. Run it "
+        "without --tags and --skip-tags for its phases (tags: %s), or with --tags preflight for the checks alone. "
+        "Nothing was changed."
+        % (
+            role,
+            ", ".join(phases),
+            ",".join(run_tags) or "all",
+            ",".join(skip_tags) or "(none)",
+            ", ".join(phase for phase in phases if phase in running),
+            ", ".join(phase for phase in phases if phase not in running),
+            ", ".join(sorted({tag for tags in phases.values() for tag in tags})),
+        )
+    )

@@ -5,12 +5,15 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
+    ROLE_PHASES,
     at_target,
     database_image_pins,
     edition_problem,
     playbook_input_problems,
     preflight_problems,
     rollout_problems,
+    runs_under,
+    tag_selection_problem,
     upgrade_input_problems,
 )
 
@@ -258,3 +261,74 @@ def test_a_moving_tag_can_be_allowed_and_every_problem_is_reported_at_once() -> 
     assert preflight_problems(moving, dict(PLAN, allow_moving_postgres_tag="true")) == []
     both = dict(moving, postgres={"major_data_dir": "13", "major_image": "15"})
     assert len(preflight_problems(both, PLAN)) == 2
+
+
+ROLES = Path(__file__).resolve().parents[4] / "roles"
+
+
+@pytest.mark.parametrize(
+    ("tags", "run_tags", "skip_tags", "runs"),
+    [
+        (["tts_upgrade", "preflight"], ["all"], [], True),
+        (["tts_upgrade", "preflight"], ["migrate"], [], False),
+        (["tts_upgrade", "always"], ["preflight"], [], True),
+        (["tts_upgrade", "always"], ["all"], ["always"], False),
+        (["tts_upgrade", "always"], ["all"], ["tts_upgrade"], False),
+        (["tts_upgrade", "always"], ["all"], ["all"], True),
+        (["tts_upgrade", "backup"], ["all"], ["all"], False),
+        (["tts_upgrade", "backup"], ["tagged"], [], True),
+        (["tts_upgrade", "backup"], ["all"], ["tagged"], False),
+        (["never"], ["all"], [], False),
+    ],
+)
+def test_tags_are_evaluated_as_ansible_does(tags, run_tags, skip_tags, runs) -> None:
+    assert runs_under(tags, run_tags, skip_tags) is runs
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_PHASES))
+@pytest.mark.parametrize(
+    ("run_tags", "skip_tags"),
+    [(["all"], []), (["tts_{role}"], []), (["preflight"], []), (["unrelated"], []), (["all"], ["tts_{role}"])],
+)
+def test_whole_runs_the_preflight_alone_and_none_of_the_role_are_allowed(role, run_tags, skip_tags) -> None:
+    assert tag_selection_problem(role, [t.format(role=role) for t in run_tags], skip_tags) is None
+
+
+@pytest.mark.parametrize(
+    ("role", "run_tags", "skip_tags", "skipped"),
+    [
+        ("upgrade", ["all"], ["backup"], "files, cutover, seal"),
+        ("upgrade", ["migrate"], [], "preflight, lock, files, seal, report"),
+        ("upgrade", ["preflight", "lock"], [], "files, cutover, seal, report"),
+        ("upgrade", ["all"], ["verify"], "cutover"),
+        ("upgrade", ["all"], ["report"], "report"),
+        ("backup", ["all"], ["start"], "start"),
+        ("backup", ["stop", "backup"], [], "preflight, start"),
+        ("restore", ["all"], ["verify"], "verify"),
+        ("restore", ["restore"], [], "preflight, stop, start, verify"),
+    ],
+)
+def test_a_partial_run_is_refused_naming_what_it_would_skip(role, run_tags, skip_tags, skipped) -> None:
+    problem = tag_selection_problem(role, run_tags, skip_tags)
+    assert problem is not None
+    assert f"and skip {skipped}:" in problem
+    assert "--tags preflight for the checks alone" in problem
+    assert problem.endswith("Nothing was changed.")
+
+
+def tagged_tasks(tasks):
+    for task in tasks:
+        for part in ("block", "rescue", "always"):
+            yield from tagged_tasks(task.get(part) or [])
+        if "tags" in task:
+            yield task
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_PHASES))
+def test_the_roles_tags_are_those_of_the_table(role) -> None:
+    """Every tag on the role's main.yml is the role's own, `always` or a phase's; every phase's tags are used."""
+    tasks = yaml.safe_load((ROLES / role / "tasks" / "main.yml").read_text())
+    used = [tuple(task["tags"]) for task in tagged_tasks(tasks)]
+    assert all(tags[0] == "tts_" + role for tags in used)
+    phase_tags = set(ROLE_PHASES[role].values())
+    assert {tags[1:] for tags in used} - {("always",)} == phase_tags
