@@ -72,7 +72,8 @@ def at_target_filter(deployment, target):
 
 
 def tag_selection_problems_filter(role, run_tags, skip_tags):
-    if role not in ROLE_PHASES or not isinstance(run_tags, list) or not isinstance(skip_tags, list):
+    # ansible-core 2.18 gives the tags as lists, 2.19 and later as tuples.
+    if role not in ROLE_PHASES or not isinstance(run_tags, (list, tuple)) or not isinstance(skip_tags, (list, tuple)):
         raise AnsibleFilterError(
             "tag_selection_problems needs a role (%s) and the lists ansible_run_tags and ansible_skip_tags, not %r"
             % (", ".join(ROLE_PHASES), (role, run_tags, skip_tags))
