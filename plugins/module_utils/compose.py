@@ -59,6 +59,13 @@ def stderr_tail(text):
     return " | ".join(lines[-STDERR_TAIL_LINES:])
 
 
+def postgres_login(environment):
+    """(superuser, database) that the postgres image sets up from a service's environment (environment_dict):
+    POSTGRES_USER, default postgres; POSTGRES_DB, default the user."""
+    user = environment.get("POSTGRES_USER") or "postgres"
+    return user, environment.get("POSTGRES_DB") or user
+
+
 def environment_dict(environment):
     """A compose service's `environment` (a mapping or a list of NAME=value), or a container's `Env` list, as a dict.
 

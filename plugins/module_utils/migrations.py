@@ -13,7 +13,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlparse
 
-from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, environment_dict
+from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, environment_dict, postgres_login
 from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import parse_image
 from ansible_collections.lorawan.tts.plugins.module_utils.editions import stack_binary, stack_edition
 from ansible_collections.lorawan.tts.plugins.module_utils.postgres_backup import PostgresService
@@ -84,8 +84,7 @@ def noc_database(stack_config, postgres_config) -> str:
         database = urlparse(stack_environment.get(name) or "").path.strip("/")
         if database:
             return database
-    postgres_environment = environment_dict(postgres_config.get("environment"))
-    return postgres_environment.get("POSTGRES_DB") or postgres_environment.get("POSTGRES_USER") or "postgres"
+    return postgres_login(environment_dict(postgres_config.get("environment")))[1]
 
 
 class StackMigration:

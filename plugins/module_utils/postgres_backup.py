@@ -20,7 +20,12 @@ import time
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible_collections.lorawan.tts.plugins.module_utils.backup_disk import disk_full, os_error_message, out_of_space
-from ansible_collections.lorawan.tts.plugins.module_utils.compose import ComposeError, environment_dict, stderr_tail
+from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
+    ComposeError,
+    environment_dict,
+    postgres_login,
+    stderr_tail,
+)
 from ansible_collections.lorawan.tts.plugins.module_utils.files import ensure_directory, file_sha256
 from ansible_collections.lorawan.tts.plugins.module_utils.progress import Progress
 
@@ -202,7 +207,7 @@ class PostgresService:
         self.database = database
         services = project.require_services([service])
         environment = environment_dict((services.get(service) or {}).get("environment"))
-        self.user = user or environment.get("POSTGRES_USER") or "postgres"
+        self.user = user or postgres_login(environment)[0]
         self.password = password if password is not None else environment.get("POSTGRES_PASSWORD")
         self.env = {"PGPASSWORD": self.password} if self.password else {}
 

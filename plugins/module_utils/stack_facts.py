@@ -22,6 +22,7 @@ from ansible_collections.lorawan.tts.plugins.module_utils.compose import (
     ComposeError,
     container_state,
     environment_dict,
+    postgres_login,
     stderr_tail,
 )
 from ansible_collections.lorawan.tts.plugins.module_utils.compose_file import (
@@ -368,8 +369,7 @@ class StackFacts:
         result["major_running"] = postgres_major(out)
         # What the next start runs is the compose file's image, not necessarily the running container's.
         result["major_image"] = self._configured_postgres_major(service.get("image")) or result["major_running"]
-        user = environment.get("POSTGRES_USER") or "postgres"
-        database = environment.get("POSTGRES_DB") or user
+        user, database = postgres_login(environment)
         env = {"PGPASSWORD": environment["POSTGRES_PASSWORD"]} if environment.get("POSTGRES_PASSWORD") else None
         out = self._exec(
             self.postgres_service,

@@ -30,8 +30,9 @@ def docs_file(deployment: Deployment) -> str:
 def moving_images(deployment: Deployment) -> list[str]:
     """The repositories whose `latest` the docs' file runs and the upgrade moves: the stack's, and grafana's on
     Enterprise."""
-    repositories = [EDITIONS[edition_of(deployment.dir)]["repository"]]
-    if edition_of(deployment.dir) == "enterprise":
+    edition = edition_of(deployment.dir)
+    repositories = [EDITIONS[edition]["repository"]]
+    if edition == "enterprise":
         repositories.append(f"{GHCR_HOST}/{GRAFANA_REPOSITORY}")
     return repositories
 
