@@ -24,10 +24,12 @@ def test_a_run_killed_while_sealing_its_backup_is_sealed_by_the_next(deploy, ans
 
 
 def test_a_cancelled_run_finishes_its_cutover_and_the_next_seals_it(deploy, ansible_env, tmp_path):
-    # AWX cancels with SIGTERM: the cutover ignores it and upgrades; the next run finds the upgrade done.
+    # AWX cancels with SIGTERM: the cutover ignores it and finishes. It upgrades, and the next run finds the upgrade
+    # done; or, when the signal reached the migration's docker CLI (which stops its container on SIGTERM), it rolls
+    # back, and the next run upgrades.
     interrupted, output = interrupt_then_run_again(
         deploy, ansible_env, tmp_path, signal.SIGTERM, phase("migrate " + TARGET)
     )
     assert "taking over the interrupted run " + interrupted["run"] in output, output[-4000:]
     assert "A version serves again: sealing its backup" in output
-    assert "already-current" in output
+    assert "already-current" in output or "upgraded 3.31.1 -> " + TARGET in output, output[-4000:]

@@ -73,7 +73,9 @@ def upgrade(deployment, directory: Path, ansible_env: dict[str, str], target: st
     }
     inventory = directory / f"inventory-{target}.json"
     inventory.write_text(json.dumps({"staging": {"hosts": {"tts-1": host}}}))
-    env = dict(ansible_env, ANSIBLE_STDOUT_CALLBACK="default")
+    # Module results with their arguments (`invocation`): -vvv shows them up to ansible-core 2.18, from 2.19 only
+    # with this setting, which an operator may turn on.
+    env = dict(ansible_env, ANSIBLE_STDOUT_CALLBACK="default", ANSIBLE_INJECT_INVOCATION="true")
     argv = ["ansible-playbook", "lorawan.tts.upgrade", "-vvv", "-i", str(inventory)]
     return subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
 

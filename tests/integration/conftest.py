@@ -138,6 +138,9 @@ def ansible_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "ANSIBLE_STDOUT_CALLBACK": "test_results",
         "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).resolve().parent / "callback_plugins"),
         "ANSIBLE_NOCOLOR": "1",
+        # A failed module's traceback in its result (the `exception` key), as ansible-core 2.18 gives it; from 2.19
+        # only when asked.
+        "ANSIBLE_DISPLAY_TRACEBACK": "error",
     }
 
 
