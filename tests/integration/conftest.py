@@ -138,9 +138,6 @@ def ansible_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "ANSIBLE_STDOUT_CALLBACK": "test_results",
         "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).resolve().parent / "callback_plugins"),
         "ANSIBLE_NOCOLOR": "1",
-        # A failed module's traceback in its result (the `exception` key), as ansible-core 2.18 gives it; from 2.19
-        # only when asked.
-        "ANSIBLE_DISPLAY_TRACEBACK": "error",
     }
 
 
@@ -170,10 +167,11 @@ class PlaybookRun:
 def run_playbook(ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
     """Run a playbook given as YAML text on localhost; returns its JSON callback output."""
 
-    def runner(playbook: str, *options: str) -> PlaybookRun:
+    def runner(playbook: str, *options: str, extra_env: dict[str, str] | None = None) -> PlaybookRun:
         path = tmp_path_factory.mktemp("playbooks") / "playbook.yml"
         path.write_text(playbook)
-        result = run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(path), *options], env=ansible_env)
+        command = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(path), *options]
+        result = run(command, env={**ansible_env, **(extra_env or {})})
         try:
             output = json.loads(result.stdout)
         except ValueError:
