@@ -13,6 +13,8 @@ from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
     playbook_input_problems,
     preflight_problems,
     rollout_problems,
+    run_summary,
+    staging_gate_problems,
     tag_selection_problem,
     upgrade_input_problems,
 )
@@ -82,6 +84,25 @@ def tag_selection_problems_filter(role, run_tags, skip_tags):
     return [problem] if problem else []
 
 
+def staging_gate_problems_filter(staging_reads, production_host, target, gate):
+    if not isinstance(staging_reads, list) or not isinstance(gate, dict):
+        raise AnsibleFilterError(
+            "staging_gate_problems needs the results of lorawan.tts.stack_info looped over the staging hosts, and a "
+            "dict of tts_allow_no_staging and tts_skip_staging_gate, not %r" % ((staging_reads, gate),)
+        )
+    missing = [name for name in ("tts_allow_no_staging", "tts_skip_staging_gate") if name not in gate]
+    if missing:
+        raise AnsibleFilterError("staging_gate_problems needs the values of %s" % ", ".join(missing))
+    return staging_gate_problems(str(production_host), target, staging_reads, gate)
+
+
+def upgrade_summary_filter(hosts, hostvars):
+    if not isinstance(hosts, (list, tuple)):
+        raise AnsibleFilterError("upgrade_summary needs a list of hosts, not %r" % (hosts,))
+    reports = {host: (hostvars.get(host) or {}).get("tts_upgrade") for host in hosts}
+    return run_summary(list(hosts), reports)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -92,4 +113,6 @@ class FilterModule:
             "at_target": at_target_filter,
             "database_image_pins": database_image_pins_filter,
             "tag_selection_problems": tag_selection_problems_filter,
+            "staging_gate_problems": staging_gate_problems_filter,
+            "upgrade_summary": upgrade_summary_filter,
         }

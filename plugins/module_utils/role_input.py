@@ -137,7 +137,14 @@ def rollout_problems(serial: Any, max_fail_percentage: Any) -> List[str]:
 # The playbooks' own variables. Play keywords (hosts, serial, max_fail_percentage) are read before any host is
 # chosen, so they come from extra variables (-e, AWX's extra variables and surveys) or the playbook's vars file.
 PLAYBOOK_VARIABLES = {
-    "upgrade": ("tts_hosts", "tts_upgrade_serial", "tts_max_fail_percentage", "tts_allow_no_staging"),
+    "upgrade": (
+        "tts_hosts",
+        "tts_upgrade_serial",
+        "tts_max_fail_percentage",
+        "tts_allow_no_staging",
+        "tts_skip_staging_gate",
+        "tts_skip_staging_gate_reason",
+    ),
     "backup": ("target",),
     "restore": ("target",),
 }
@@ -182,7 +189,8 @@ def playbook_input_problems(playbook: str, variables: Mapping[str, Any], hosts: 
             "tts_allow_no_staging=%r is not true or false: set it to true only to upgrade an inventory without "
             "staging hosts" % (variables["tts_allow_no_staging"],)
         )
-    return problems
+    problem = skip_staging_gate_problem(variables["tts_skip_staging_gate"], variables["tts_skip_staging_gate_reason"])
+    return problems + ([problem] if problem else [])
 
 
 def edition_problem(wanted: str, detected: Optional[str], image: Optional[str]) -> Optional[str]:
@@ -364,3 +372,83 @@ def tag_selection_problem(role: str, run_tags: List[str], skip_tags: List[str]) 
             ", ".join(sorted({tag for tags in phases.values() for tag in tags})),
         )
     )
+
+
+# What a staging host's last run may have ended with for production to follow it.
+GATE_OUTCOMES = ("upgraded", "already-current")
+
+
+def staging_host_problem(host: str, read: Mapping[str, Any], target: str) -> Optional[str]:
+    """Why one staging host does not let production go to target: read is its lorawan.tts.stack_info result."""
+    if read.get("failed") or read.get("unreachable") or not isinstance(read.get("tts"), dict):
+        return "%s could not be read (%s)" % (host, read.get("msg") or "no facts")
+    facts = read["tts"]
+    running = facts.get("stack_version")
+    journal = facts.get("journal") or {}
+    if not running:
+        return "%s runs no stack" % host
+    if not at_target(dict(facts, journal=None), target):
+        status = (facts.get("health") or {}).get("status")
+        if running == target or (target.count(".") == 1 and running.startswith(target + ".")):
+            return "%s runs %s but does not answer (health status %s)" % (host, running, status)
+        return "%s runs %s, not %s" % (host, running, target)
+    if journal and not journal.get("outcome"):
+        return "an upgrade run holds %s or was interrupted in it (%s)" % (host, journal.get("phase") or "started")
+    if journal and journal["outcome"] not in GATE_OUTCOMES:
+        return "%s's last upgrade run ended %s" % (host, journal["outcome"])
+    return None
+
+
+def skip_staging_gate_problem(skip: Any, reason: Any) -> Optional[str]:
+    """tts_skip_staging_gate must be true or false, and skipping the gate needs a reason to record."""
+    try:
+        skipped = boolean(skip, strict=True)
+    except TypeError:
+        return "tts_skip_staging_gate=%r is not true or false" % (skip,)
+    if skipped and (not isinstance(reason, str) or not reason.strip()):
+        return (
+            "tts_skip_staging_gate=true needs tts_skip_staging_gate_reason, a text saying why production goes "
+            "without staging; it is recorded in each production host's report"
+        )
+    return None
+
+
+def staging_gate_problems(
+    production_host: str, target: Any, staging_reads: List[Mapping[str, Any]], gate: Mapping[str, Any]
+) -> List[str]:
+    """Why production_host may not be upgraded to target yet: every staging host must run target, answer, and have
+    no run in it that failed or did not end (its journal). staging_reads: one lorawan.tts.stack_info result per
+    staging host, each with the host's name as `item` (a loop's results); gate: tts_allow_no_staging,
+    tts_skip_staging_gate and tts_skip_staging_gate_reason. An empty list when production may go."""
+    if boolean(gate["tts_skip_staging_gate"], strict=False):
+        return []
+    target = str(target)
+    if not staging_reads:
+        if boolean(gate["tts_allow_no_staging"], strict=False):
+            return []
+        return [
+            "The inventory has no host in group staging, so %s would be upgraded untested: add staging hosts, or "
+            "set tts_allow_no_staging=true." % production_host
+        ]
+    found = [staging_host_problem(str(read.get("item")), read, target) for read in staging_reads]
+    found = [problem for problem in found if problem]
+    if not found:
+        return []
+    return [
+        "The staging gate refuses to upgrade %s to %s: every staging host must run %s, answer, and have upgraded "
+        "without failure first, and %s. Upgrade staging first (the same playbook with --limit staging), or set "
+        "tts_skip_staging_gate=true with tts_skip_staging_gate_reason to go on without it. Nothing was changed on %s."
+        % (production_host, target, target, "; ".join(found), production_host)
+    ]
+
+
+def run_summary(hosts: List[str], reports: Mapping[str, Any]) -> List[str]:
+    """One line per host, in order: its report's summary (the fact tts_upgrade), or that this run did not reach it."""
+    lines = []
+    for host in hosts:
+        report = reports.get(host)
+        if isinstance(report, Mapping) and report.get("summary"):
+            lines.append(str(report["summary"]))
+        else:
+            lines.append("%s: not upgraded in this run" % host)
+    return lines

@@ -81,6 +81,8 @@ def summary(report: Dict[str, Any]) -> str:
         line += " (%s)" % phase_line(report["timings"])
     if report.get("backup"):
         line += ", backup %s" % report["backup"]["path"]
+    if report.get("notes"):
+        line += " [%s]" % "; ".join(report["notes"])
     return line
 
 
@@ -192,6 +194,7 @@ def build(
             "failure": record.get("failure") or None,
             "rollback_failure": record.get("rollback_failure") or None,
             "marks": record.get("marks") or [],
+            "notes": [str(note) for note in record.get("notes") or []],
         }
     except (KeyError, TypeError, ValueError) as error:
         raise RecordError("the run's record lacks %s" % error) from error

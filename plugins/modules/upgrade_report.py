@@ -50,7 +50,7 @@ options:
   plan:
     description:
       - What the run knows without its journal - C(host), C(started) (seconds since the epoch), C(from), C(to),
-        C(edition), C(hops), C(failure).
+        C(edition), C(hops), C(failure), and C(notes), lines the report records as they are.
     type: dict
     required: true
   outcome:

@@ -208,9 +208,9 @@ def build_fleet(
     return Fleet(hosts, path, report_dir)
 
 
-def upgrade(fleet: Fleet, env: dict[str, str]) -> PlaybookRun:
+def upgrade(fleet: Fleet, env: dict[str, str], **playbook_variables: object) -> PlaybookRun:
     """The collection's playbook, one host per batch, the first failure stops a group."""
-    options = json.dumps({"tts_upgrade_serial": 1, "tts_max_fail_percentage": 0})
+    options = json.dumps({"tts_upgrade_serial": 1, "tts_max_fail_percentage": 0, **playbook_variables})
     result = run(["ansible-playbook", "lorawan.tts.upgrade", "-i", str(fleet.inventory), "-e", options], env=env)
     try:
         output = json.loads(result.stdout)
@@ -271,10 +271,18 @@ def test_failing_staging_host_leaves_production_untouched(
 def test_failing_production_host_stops_the_rollout(
     deploy: DeployFactory, sshd: SshServer, ansible_env, tmp_path: Path
 ) -> None:
-    """Staging (one host over SSH) succeeds; prod-2 never gets healthy: rolled back, prod-3 is not run."""
+    """Staging (one host over SSH) succeeds; prod-2 never gets healthy: rolled back, prod-3 is not run.
+
+    prod-2's target is not what staging runs, so the staging gate would refuse it (tests/integration/
+    test_staging_gate.py): the run skips the gate, as an operator may, to reach a failure in production."""
     overrides = {"prod-2": {"tts_target_version": NEVER_HEALTHY, "tts_healthcheck_timeout": 30}}
     fleet = build_fleet(deploy, sshd, tmp_path, overrides)
-    result = upgrade(fleet, ansible_env)
+    result = upgrade(
+        fleet,
+        ansible_env,
+        tts_skip_staging_gate=True,
+        tts_skip_staging_gate_reason="prod-2 tries a release staging lacks",
+    )
     assert result.rc != 0, result.stderr
     assert result.output, f"no JSON from the test_results callback: {result.stderr}"
     stats = result.output["stats"]

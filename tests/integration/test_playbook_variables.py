@@ -53,6 +53,9 @@ def test_the_backup_playbook_backs_up_the_readme_groups(ansible_env: dict[str, s
         ("upgrade", ["-e", "tts_hosts=tts-eu-9"], "tts_hosts=tts-eu-9 names no host of the groups staging"),
         ("upgrade", ["-e", "tts_allow_no_staging=maybe"], "tts_allow_no_staging='maybe'"),
         ("upgrade", ["-e", '{"tts_hosts": ["tts-eu-1"]}'], "tts_hosts=['tts-eu-1'] is not a host pattern"),
+        # The check runs under --limit too (it used to run on localhost, which --limit left out).
+        ("upgrade", ["--limit", "tts-eu-1", "-e", "tts_upgrade_serial=0"], "tts_upgrade_serial='0' is not a batch"),
+        ("upgrade", ["-e", "tts_skip_staging_gate=true"], "tts_skip_staging_gate=true needs tts_skip_staging_gate_"),
     ],
 )
 def test_a_bad_playbook_variable_is_refused_before_any_host(

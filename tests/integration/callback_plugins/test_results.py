@@ -15,7 +15,8 @@ name: test_results
 type: stdout
 short_description: JSON of every task's per-host results, for lorawan.tts's tests
 description:
-  - Prints {"plays":[{"play":{"name"},"tasks":[{"task":{"name"},"hosts":{host:result}}]}],"stats":{}} at the end.
+  - Prints {"plays":[{"play":{"name"},"tasks":[{"task":{"name"},"hosts":{host:result}}]}],"stats":{},
+    "custom_stats":{}} at the end; custom_stats holds what set_stats gave for the whole run.
 """
 
 
@@ -54,4 +55,5 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_stats(self, stats):
         summary = {host: stats.summarize(host) for host in sorted(stats.processed)}
-        self._display.display(json.dumps({"plays": self.plays, "stats": summary}, default=str))
+        custom = stats.custom.get("_run", {})
+        self._display.display(json.dumps({"plays": self.plays, "stats": summary, "custom_stats": custom}, default=str))

@@ -12,7 +12,9 @@ from ansible_collections.lorawan.tts.plugins.module_utils.role_input import (
     playbook_input_problems,
     preflight_problems,
     rollout_problems,
+    run_summary,
     runs_under,
+    staging_gate_problems,
     tag_selection_problem,
     upgrade_input_problems,
 )
@@ -124,6 +126,8 @@ UPGRADE_PLAYBOOK = {
     "tts_upgrade_serial": [1, "25%"],
     "tts_max_fail_percentage": 0,
     "tts_allow_no_staging": "false",
+    "tts_skip_staging_gate": False,
+    "tts_skip_staging_gate_reason": "",
 }
 
 
@@ -136,6 +140,8 @@ UPGRADE_PLAYBOOK = {
         ("tts_upgrade_serial", 0, HOSTS),
         ("tts_max_fail_percentage", "x", HOSTS),
         ("tts_allow_no_staging", "maybe", HOSTS),
+        ("tts_skip_staging_gate", "maybe", HOSTS),
+        ("tts_skip_staging_gate", "true", HOSTS),
     ],
 )
 def test_each_bad_playbook_variable_is_named(name: str, value: object, hosts: list[str]) -> None:
@@ -332,3 +338,73 @@ def test_the_roles_tags_are_those_of_the_table(role) -> None:
     assert all(tags[0] == "tts_" + role for tags in used)
     phase_tags = set(ROLE_PHASES[role].values())
     assert {tags[1:] for tags in used} - {("always",)} == phase_tags
+
+
+def staging_read(host: str, version: str | None = "3.32.0", status: int | None = 200, journal=None) -> dict:
+    """A lorawan.tts.stack_info result for one staging host, as the gate's loop registers it."""
+    facts = {"stack_version": version, "configured_version": version, "health": {"status": status}}
+    return {"item": host, "tts": dict(facts, journal=journal)}
+
+
+GATE = {"tts_allow_no_staging": False, "tts_skip_staging_gate": False}
+UPGRADED = {"run": "stg-1-x", "phase": "serving", "outcome": "upgraded"}
+
+
+@pytest.mark.parametrize(
+    "journal", [None, UPGRADED, dict(UPGRADED, outcome="already-current")], ids=["no-run", "upgraded", "current"]
+)
+def test_the_gate_lets_production_follow_staging_at_its_target(journal) -> None:
+    reads = [staging_read("stg-1", journal=journal), staging_read("stg-2", journal=UPGRADED)]
+    assert staging_gate_problems("prod-1", "3.32.0", reads, GATE) == []
+    assert staging_gate_problems("prod-1", "3.32", reads, GATE) == []
+
+
+@pytest.mark.parametrize(
+    ("read", "named"),
+    [
+        (staging_read("stg-2", version="3.31.1"), "stg-2 runs 3.31.1, not 3.32.0"),
+        (staging_read("stg-2", version=None, status=None), "stg-2 runs no stack"),
+        (staging_read("stg-2", status=503), "stg-2 runs 3.32.0 but does not answer (health status 503)"),
+        (staging_read("stg-2", journal=dict(UPGRADED, outcome=None)), "an upgrade run holds stg-2"),
+        (staging_read("stg-2", journal=dict(UPGRADED, outcome="failed")), "stg-2's last upgrade run ended failed"),
+        ({"item": "stg-2", "unreachable": True, "msg": "ssh: timed out"}, "stg-2 could not be read (ssh: timed out)"),
+    ],
+)
+def test_the_gate_refuses_production_naming_each_staging_host_that_is_not_ready(read: dict, named: str) -> None:
+    problems = staging_gate_problems("prod-1", "3.32.0", [staging_read("stg-1", journal=UPGRADED), read], GATE)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("The staging gate refuses to upgrade prod-1 to 3.32.0"), problems
+    assert named in problems[0] and "stg-1" not in problems[0], problems
+    assert "tts_skip_staging_gate=true" in problems[0] and "--limit staging" in problems[0], problems
+
+
+def test_a_production_host_with_another_target_than_staging_is_refused() -> None:
+    problems = staging_gate_problems("prod-2", "3.33.0", [staging_read("stg-1", journal=UPGRADED)], GATE)
+    assert len(problems) == 1 and "stg-1 runs 3.32.0, not 3.33.0" in problems[0], problems
+
+
+def test_without_staging_hosts_only_the_override_lets_production_go() -> None:
+    (problem,) = staging_gate_problems("prod-1", "3.32.0", [], GATE)
+    assert "no host in group staging" in problem and "tts_allow_no_staging=true" in problem
+    assert staging_gate_problems("prod-1", "3.32.0", [], dict(GATE, tts_allow_no_staging="true")) == []
+
+
+def test_skipping_the_gate_lets_production_go_whatever_staging_runs() -> None:
+    reads = [staging_read("stg-1", version="3.31.1")]
+    assert staging_gate_problems("prod-1", "3.32.0", reads, dict(GATE, tts_skip_staging_gate=True)) == []
+
+
+def test_skipping_the_gate_needs_a_reason() -> None:
+    variables = dict(UPGRADE_PLAYBOOK, tts_skip_staging_gate="yes", tts_skip_staging_gate_reason="  ")
+    (problem,) = playbook_input_problems("upgrade", variables, HOSTS)
+    assert "tts_skip_staging_gate_reason" in problem
+    variables["tts_skip_staging_gate_reason"] = "staging is down for maintenance; change CHG-1234"
+    assert playbook_input_problems("upgrade", variables, HOSTS) == []
+
+
+def test_the_summary_has_a_line_for_every_host() -> None:
+    reports = {"stg-1": {"summary": "stg-1: upgraded 3.31.1 -> 3.32.0 via 3.32.0"}, "prod-1": None}
+    assert run_summary(["stg-1", "prod-1"], reports) == [
+        "stg-1: upgraded 3.31.1 -> 3.32.0 via 3.32.0",
+        "prod-1: not upgraded in this run",
+    ]
