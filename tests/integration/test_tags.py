@@ -17,7 +17,8 @@ JOURNAL = ".lorawan-tts.journal"
 
 
 def role_play(role: str, deployment: Deployment, backups: Path) -> str:
-    """The role as a play's `roles:` entry, as the collection's playbooks run it: tags reach its tasks."""
+    """The role as a play's `roles:` entry, as the backup and restore playbooks run it (the upgrade playbook imports it
+    in a block): tags reach its tasks."""
     variables = {"tts_project_dir": str(deployment.dir), "tts_backup_dir": str(backups), "tts_target_version": "3.32.0"}
     return json.dumps(
         [{"hosts": "localhost", "gather_facts": False, "roles": [{"role": f"lorawan.tts.{role}", "vars": variables}]}]
