@@ -44,8 +44,10 @@ def run_job(
     ident: str,
     cancel_callback: Callable[[], bool] | None = None,
 ) -> ansible_runner.Runner:
+    job = jobs / ident  # a directory per job, as AWX makes
+    job.mkdir(parents=True)
     return ansible_runner.run(
-        private_data_dir=str(jobs / ident),  # a directory per job, as AWX makes
+        private_data_dir=str(job),
         playbook="lorawan.tts.upgrade",
         inventory=str(inventory),
         extravars=SURVEY_ANSWERS,
@@ -82,6 +84,7 @@ def test_a_job_cancelled_during_the_migration_is_recovered_by_the_next_job(deplo
     output = again.stdout.read()
     assert again.status == "successful", output[-4000:]
     assert "taking over the interrupted run " + seen[0]["run"] in output, output[-4000:]
+    assert "its ansible-playbook process has ended" in output, output[-4000:]
     after = deployment.fingerprint()
     assert after["stack_version"] in (FROM, TARGET), after["stack_version"]
     assert data_differences(before, after) == []

@@ -46,15 +46,13 @@ def ee_definition(shipped: dict, base: str) -> dict:
     """execution-environment.yml with what the sandbox's base needs instead of awx-ee's:
     - images.base_image.name: the local base (awx-ee cannot be pulled here);
     - dependencies.python_interpreter: the base's venv (awx-ee: its /usr/bin/python3);
-    - options.package_manager_path: the base is Debian, which has no dnf; its system packages (the SSH client) are
-      in it already, and bindep selects none of the definition's ([platform:rpm]) there, so the package manager
-      only gets ansible-builder's `clean all`.
+    - options.package_manager_path: apt-get, as the base is Debian (ansible-builder's default is dnf).
     Everything else (ansible-core's range, ansible-runner, the collection from its tarball) is the shipped one's.
     """
     definition = json.loads(json.dumps(shipped))
     definition["images"]["base_image"]["name"] = base
     definition["dependencies"]["python_interpreter"] = {"python_path": f"{EE_VENV}/bin/python3"}
-    definition.setdefault("options", {})["package_manager_path"] = "/usr/bin/true"
+    definition.setdefault("options", {})["package_manager_path"] = "/usr/bin/apt-get"
     return definition
 
 
