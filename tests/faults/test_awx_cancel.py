@@ -16,15 +16,8 @@ import ansible_runner
 from ttssandbox.fingerprint import data_differences
 
 from tests.faults.interrupt import FROM, JOURNAL, TARGET, phase, read_journal, write_inventory
+from tests.integration.conftest import awx_extra_vars
 
-# The survey's answers and the job template's extra variables, as AWX passes them: text.
-SURVEY_ANSWERS = {
-    "tts_target_version": TARGET,
-    "tts_hosts": "all",
-    "tts_rollback_on_failure": "true",
-    "tts_upgrade_serial": "1",
-    "tts_max_fail_percentage": "0",
-}
 # ansible-runner sets its own stdout callback (awx_display): the tests' JSON callback is left out.
 RUNNER_ENV_LEFT_OUT = ("ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_CALLBACK_PLUGINS")
 
@@ -50,7 +43,7 @@ def run_job(
         private_data_dir=str(job),
         playbook="lorawan.tts.upgrade",
         inventory=str(inventory),
-        extravars=SURVEY_ANSWERS,
+        extravars=awx_extra_vars(TARGET),
         envvars=runner_env(ansible_env),
         ident=ident,
         cancel_callback=cancel_callback,

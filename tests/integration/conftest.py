@@ -90,6 +90,18 @@ class Deployment:
         raise AssertionError(f"{text!r} not in the {service} logs within {timeout} s:\n{logs[-2000:]}")
 
 
+def awx_extra_vars(target: str) -> dict[str, str]:
+    """The upgrade job's extra variables as AWX passes them (docs/awx): the survey's answers and the job template's
+    extra variables, all text, the way a text survey question gives them."""
+    return {
+        "tts_target_version": target,
+        "tts_hosts": "all",
+        "tts_rollback_on_failure": "true",
+        "tts_upgrade_serial": "1",
+        "tts_max_fail_percentage": "0",
+    }
+
+
 @pytest.fixture(scope="session", autouse=True)
 def docker_sandbox() -> None:
     if run(["docker", "info"]).returncode != 0:

@@ -20,19 +20,11 @@ import yaml
 from ttssandbox.fingerprint import data_differences
 from ttssandbox.host import EE_VENV, execution_environment_base_name, image_exists
 
-from .conftest import ROOT, DeployFactory, SshServer, run, ssh_host_vars
+from .conftest import ROOT, DeployFactory, SshServer, awx_extra_vars, run, ssh_host_vars
 
 FROM, TARGET = "3.31.1", "3.32.0"
 EE_TAG = "lorawan-tts-sandbox/ee-test:latest"
 HOST = "tts-staging"
-# AWX's survey (docs/awx/upgrade-survey.json) and the job template's extra variables, as AWX passes them: text.
-SURVEY_ANSWERS = {
-    "tts_target_version": TARGET,
-    "tts_hosts": "all",
-    "tts_rollback_on_failure": "true",
-    "tts_upgrade_serial": "1",
-    "tts_max_fail_percentage": "0",
-}
 
 
 @dataclass
@@ -93,7 +85,7 @@ def job_directory(directory: Path, host: dict[str, object], key: Path) -> Path:
     (directory / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory))
     (directory / "env").mkdir()
     (directory / "env" / "ssh_key").write_text(key.read_text())
-    (directory / "env" / "extravars").write_text(yaml.safe_dump(SURVEY_ANSWERS))
+    (directory / "env" / "extravars").write_text(yaml.safe_dump(awx_extra_vars(TARGET)))
     return directory
 
 
