@@ -67,14 +67,22 @@ def execution_environment(
     definition.write_text(yaml.safe_dump(ee_definition(shipped, base), sort_keys=False))
     command = [builder, "build", "--file", str(definition), "--context", str(directory / "context")]
     command += ["--tag", EE_TAG, "--container-runtime", "docker", "--verbosity", "2"]
+    dangling_before = dangling_images()
     started = time.monotonic()
     # The legacy builder: Debian's engine ships without BuildKit's buildx plugin.
     result = run(command, env={**ansible_env, "DOCKER_BUILDKIT": "0"}, cwd=directory)
     build_seconds = time.monotonic() - started
+    # What turned dangling during the build: the legacy builder leaves each stage but the last as an untagged image.
+    for image in dangling_images() - dangling_before:
+        run(["docker", "image", "rm", image])
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     inspected = run(["docker", "image", "inspect", "--format", "{{.Size}}", EE_TAG])
     assert inspected.returncode == 0, inspected.stderr
     yield ExecutionEnvironment(EE_TAG, build_seconds, int(inspected.stdout))
+
+
+def dangling_images() -> set[str]:
+    return set(run(["docker", "image", "ls", "--quiet", "--no-trunc", "--filter", "dangling=true"]).stdout.split())
 
 
 def job_directory(directory: Path, host: dict[str, object], key: Path) -> Path:
