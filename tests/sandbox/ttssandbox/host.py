@@ -498,7 +498,7 @@ def execution_environment_base_name() -> str:
 
 
 def wheel_platforms(machine: str) -> list[str]:
-    """pip download's --platform values for the EE's glibc: pip before 24 does not widen manylinux_2_N itself."""
+    """pip download's --platform values for the EE's glibc, each named: pip 23 does not widen manylinux_2_N."""
     return [f"manylinux_2_{minor}_{machine}" for minor in range(EE_GLIBC_MINOR, 16, -1)] + [f"manylinux2014_{machine}"]
 
 
