@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +21,8 @@ from ttssandbox.deployment import healthz_port, healthz_status, stack_health_pat
 ROOT = Path(__file__).resolve().parents[2]
 SANDBOX = ROOT / "tests" / "sandbox" / "tts-sandbox"
 ANSIBLE_BIN_VARIABLE = "LORAWAN_TTS_ANSIBLE_BIN"
+SSH_ADDRESS = "127.0.0.2"
+SSHD = Path("/usr/sbin/sshd")
 
 
 def run(argv: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
@@ -84,6 +88,18 @@ class Deployment:
                 return logs
             time.sleep(0.5)
         raise AssertionError(f"{text!r} not in the {service} logs within {timeout} s:\n{logs[-2000:]}")
+
+
+def awx_extra_vars(target: str) -> dict[str, str]:
+    """The upgrade job's extra variables as AWX passes them (docs/awx): the survey's answers and the job template's
+    extra variables, all text, the way a text survey question gives them."""
+    return {
+        "tts_target_version": target,
+        "tts_hosts": "all",
+        "tts_rollback_on_failure": "true",
+        "tts_upgrade_serial": "1",
+        "tts_max_fail_percentage": "0",
+    }
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -179,3 +195,93 @@ def run_playbook(ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathF
         return PlaybookRun(result.returncode, output, result.stderr + result.stdout[-4000:])
 
     return runner
+
+
+@dataclass
+class SshServer:
+    address: str
+    port: int
+    key: Path
+
+
+def free_port(address: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]
+
+
+def port_answers(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    """An sshd on 127.0.0.2 for root with a key made here; the same machine, so deployments and venv are there."""
+    if not SSHD.is_file():
+        pytest.fail(f"{SSHD} is missing: run tests/sandbox/tts-sandbox setup (it installs openssh-server)")
+    directory = tmp_path_factory.mktemp("sshd")
+    client_key = directory / "id_ed25519"
+    host_key = directory / "ssh_host_ed25519_key"
+    for key in (client_key, host_key):
+        result = run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lorawan-tts-fleet-test", "-f", str(key)])
+        assert result.returncode == 0, result.stderr
+    authorized_keys = directory / "authorized_keys"
+    shutil.copyfile(client_key.with_suffix(".pub"), authorized_keys)
+    port = free_port(SSH_ADDRESS)
+    config = directory / "sshd_config"
+    config.write_text(
+        "\n".join(
+            (
+                f"ListenAddress {SSH_ADDRESS}",
+                f"Port {port}",
+                f"HostKey {host_key}",
+                f"AuthorizedKeysFile {authorized_keys}",
+                f"PidFile {directory / 'sshd.pid'}",
+                "PermitRootLogin prohibit-password",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes no",
+                "Subsystem sftp /usr/lib/openssh/sftp-server",
+                "",
+            )
+        )
+    )
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+    log = directory / "sshd.log"
+    process = subprocess.Popen(
+        [str(SSHD), "-D", "-f", str(config), "-E", str(log)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not port_answers(SSH_ADDRESS, port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"sshd did not listen on {SSH_ADDRESS}:{port}: {log.read_text() if log.exists() else ''}")
+            time.sleep(0.1)
+        yield SshServer(SSH_ADDRESS, port, client_key)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def ssh_host_vars(server: SshServer, *, pipelining: bool = False) -> dict[str, object]:
+    """Host variables for the SSH host; pipelining halves the run time of a role's many small tasks."""
+    return {
+        "ansible_connection": "ssh",
+        "ansible_host": server.address,
+        "ansible_port": server.port,
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(server.key),
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        "ansible_python_interpreter": sys.executable,  # the same machine: the venv with the collection's needs
+        "ansible_pipelining": pipelining,
+    }

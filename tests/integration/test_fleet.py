@@ -1,6 +1,6 @@
 """The fleet: `ansible-playbook lorawan.tts.upgrade` on five sandbox deployments, each its own inventory host.
 
-Two staging hosts (one reached over SSH on 127.0.0.2, through an sshd this module starts) and three production
+Two staging hosts (one reached over SSH on 127.0.0.2, through the sshd fixture of conftest.py) and three production
 hosts. A staging host that fails leaves production untouched; a production host that fails stops the rollout at
 the failure threshold; every failed host is rolled back; the others end at the target with their data intact.
 """
@@ -8,117 +8,18 @@ the failure threshold; every failed host is rolled back; the others end at the t
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from ttssandbox.fingerprint import data_differences
 
-from .conftest import DeployFactory, Deployment, PlaybookRun, run
+from .conftest import DeployFactory, Deployment, PlaybookRun, SshServer, run, ssh_host_vars
 
 BASE = "3.31.1"
 TARGET = "3.32.0"
 FAILS_MIGRATING = "3.98.0"  # its is-db migrate applies part of its work, then exits 1
 NEVER_HEALTHY = "3.98.1"  # migrates and starts, but /healthz never answers 200
-SSH_ADDRESS = "127.0.0.2"
-SSHD = Path("/usr/sbin/sshd")
-
-
-@dataclass
-class SshServer:
-    address: str
-    port: int
-    key: Path
-
-
-def free_port(address: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((address, 0))
-        return probe.getsockname()[1]
-
-
-def port_answers(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    """An sshd on 127.0.0.2 for root with a key made here; the same machine, so deployments and venv are there."""
-    if not SSHD.is_file():
-        pytest.fail(f"{SSHD} is missing: run tests/sandbox/tts-sandbox setup (it installs openssh-server)")
-    directory = tmp_path_factory.mktemp("sshd")
-    client_key = directory / "id_ed25519"
-    host_key = directory / "ssh_host_ed25519_key"
-    for key in (client_key, host_key):
-        result = run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lorawan-tts-fleet-test", "-f", str(key)])
-        assert result.returncode == 0, result.stderr
-    authorized_keys = directory / "authorized_keys"
-    shutil.copyfile(client_key.with_suffix(".pub"), authorized_keys)
-    port = free_port(SSH_ADDRESS)
-    config = directory / "sshd_config"
-    config.write_text(
-        "\n".join(
-            (
-                f"ListenAddress {SSH_ADDRESS}",
-                f"Port {port}",
-                f"HostKey {host_key}",
-                f"AuthorizedKeysFile {authorized_keys}",
-                f"PidFile {directory / 'sshd.pid'}",
-                "PermitRootLogin prohibit-password",
-                "PubkeyAuthentication yes",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "UsePAM no",
-                "StrictModes no",
-                "Subsystem sftp /usr/lib/openssh/sftp-server",
-                "",
-            )
-        )
-    )
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
-    log = directory / "sshd.log"
-    process = subprocess.Popen(
-        [str(SSHD), "-D", "-f", str(config), "-E", str(log)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while not port_answers(SSH_ADDRESS, port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"sshd did not listen on {SSH_ADDRESS}:{port}: {log.read_text() if log.exists() else ''}")
-            time.sleep(0.1)
-        yield SshServer(SSH_ADDRESS, port, client_key)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def ssh_host_vars(server: SshServer, *, pipelining: bool = False) -> dict[str, object]:
-    """Host variables for the SSH host; pipelining halves the run time of a role's many small tasks."""
-    return {
-        "ansible_connection": "ssh",
-        "ansible_host": server.address,
-        "ansible_port": server.port,
-        "ansible_user": "root",
-        "ansible_ssh_private_key_file": str(server.key),
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
-        "ansible_python_interpreter": sys.executable,  # the same machine: the venv with the collection's needs
-        "ansible_pipelining": pipelining,
-    }
 
 
 def test_modules_run_over_ssh(deploy: DeployFactory, sshd: SshServer, ansible_env, tmp_path: Path) -> None:

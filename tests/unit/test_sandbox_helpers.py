@@ -10,10 +10,11 @@ from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
 import pytest
+import yaml
 from ttssandbox.cli import parser
 from ttssandbox.deployment import migrations, render
 from ttssandbox.fingerprint import data_differences, redis_command_line
-from ttssandbox.host import image_plan, pulled_names
+from ttssandbox.host import EE_PYTHON_PACKAGES, image_plan, pulled_names, wheel_platforms
 from ttssandbox.seed import SEED_SIZES, png, postgres_sql, redis_commands
 from ttssandbox.sizes import (
     BLOB_FILE_BYTES,
@@ -261,3 +262,16 @@ def test_images_are_also_tagged_by_the_names_the_docs_files_pull() -> None:
         "thethingsindustries/lorawan-stack-noc-grafana:latest",
         "ghcr.io/thethingsindustries/lorawan-stack-noc-grafana:latest",
     ]
+
+
+def test_the_execution_environment_base_has_what_the_definition_pip_installs() -> None:
+    """The base's build has no package index: ansible-builder's pip must find the definition's packages there."""
+    definition = yaml.safe_load((Path(__file__).resolve().parents[2] / "execution-environment.yml").read_text())
+    wanted = [definition["dependencies"][name]["package_pip"] for name in ("ansible_core", "ansible_runner")]
+    assert set(wanted) <= set(EE_PYTHON_PACKAGES), (wanted, EE_PYTHON_PACKAGES)
+
+
+def test_wheels_are_fetched_for_every_manylinux_the_base_can_load() -> None:
+    platforms = wheel_platforms("x86_64")
+    assert {"manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_41_x86_64"} <= set(platforms)
+    assert "manylinux_2_42_x86_64" not in platforms

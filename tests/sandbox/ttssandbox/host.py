@@ -1,13 +1,17 @@
-"""`tts-sandbox setup`: a Docker engine, Compose v2, a loopback registry, base and stand-in images."""
+"""`tts-sandbox setup`: a Docker engine, Compose v2, a loopback registry, base and stand-in images, and the base of
+the execution environment test (AWX's awx-ee cannot be pulled here)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -63,6 +67,20 @@ BASES = {
     # TimescaleDB, as the Enterprise compose file runs it: Debian has it for PostgreSQL 17 (trixie) only.
     "trixie": ("postgresql-17", "postgresql-17-timescaledb"),
 }
+# The execution environment's base (tests/integration/test_execution_environment.py builds the collection's
+# execution environment on it with ansible-builder): AWX's awx-ee cannot be pulled here. Python 3.13 (ansible-core
+# 2.18 to 2.21 run on it) in a venv, with the SSH client; no dnf, the package manager ansible-builder expects.
+EE_SUITE = "trixie"
+EE_PACKAGES = ("python3", "python3-venv", "openssh-client")
+EE_PYTHON_VERSION = "3.13"
+EE_GLIBC_MINOR = 41  # trixie's glibc 2.41: the newest manylinux wheels its Python can load
+EE_BASE_REPOSITORY = "lorawan-tts-sandbox/ee-base"
+# What ansible-builder 3's Containerfile installs with pip: execution-environment.yml's ansible_core (keep the range
+# the same) and ansible_runner, bindep (with PyYAML and packaging) in its builder stage, dumb-init 1.2.5 in its final
+# one. Installed in the base, so that pip finds each already there: no index is reachable from a build here.
+EE_PYTHON_PACKAGES = ("ansible-core>=2.18,<2.22", "ansible-runner", "bindep", "dumb-init==1.2.5")
+EE_VENV = "/opt/ee"
+
 PRUNED_FROM_ROOTFS = (
     "var/cache/apt/archives",
     "var/lib/apt/lists",
@@ -88,6 +106,7 @@ def setup() -> None:
     start_registries()
     bases = {suite: base_image(suite, packages) for suite, packages in BASES.items()}
     publish_images(bases)
+    execution_environment_base()
     log("ready")
 
 
@@ -258,11 +277,20 @@ def debian_mirror() -> list[str]:
     return []
 
 
-def base_image(suite: str, packages: tuple[str, ...]) -> str:
+def base_image_name(suite: str, packages: tuple[str, ...]) -> str:
     digest = hashlib.sha256(" ".join((suite, *packages, *PRUNED_FROM_ROOTFS)).encode()).hexdigest()[:12]
-    name = f"lorawan-tts-sandbox/base:{suite}-{digest}"
-    if run(["docker", "image", "inspect", name], check=False).returncode == 0:
+    return f"lorawan-tts-sandbox/base:{suite}-{digest}"
+
+
+def image_exists(name: str) -> bool:
+    return run(["docker", "image", "inspect", name], check=False).returncode == 0
+
+
+def base_image(suite: str, packages: tuple[str, ...]) -> str:
+    name = base_image_name(suite, packages)
+    if image_exists(name):
         return name
+    digest = name.rsplit("-", 1)[1]
     tarball = CACHE_DIR / f"rootfs-{suite}-{digest}.tar"
     if not tarball.exists():
         build_rootfs(suite, packages, tarball)
@@ -275,7 +303,7 @@ def base_image(suite: str, packages: tuple[str, ...]) -> str:
 
 
 def build_rootfs(suite: str, packages: tuple[str, ...], tarball: Path) -> None:
-    root = CACHE_DIR / f"rootfs-{suite}.tmp"
+    root = tarball.with_suffix(".tmp")
     shutil.rmtree(root, ignore_errors=True)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     log(f"debootstrap {suite} with {', '.join(packages)} (about a minute)")
@@ -448,3 +476,47 @@ def build(name: str, dockerfile: str, context: Path) -> None:
     if result.returncode != 0:
         tail = result.stderr.decode(errors="replace").strip().splitlines()[-3:]
         raise SandboxError(f"building {name} failed: {' | '.join(tail)}")
+
+
+def execution_environment_dockerfile() -> str:
+    """The base on the EE rootfs: a venv first on PATH with what ansible-builder pip-installs, from the wheels in the
+    build context; pip finds no index afterwards, so a build that needs more fails at once instead of timing out."""
+    packages = " ".join(f"'{package}'" for package in EE_PYTHON_PACKAGES)
+    return (
+        f"FROM {base_image_name(EE_SUITE, EE_PACKAGES)}\n"
+        "COPY . /tmp/wheels\n"
+        f"RUN python3 -m venv {EE_VENV} && {EE_VENV}/bin/pip install --quiet --no-cache-dir --no-index"
+        f" --find-links /tmp/wheels {packages} && rm -rf /tmp/wheels\n"
+        f"ENV PATH={EE_VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8"
+        " PIP_NO_INDEX=1\n"
+    )
+
+
+def execution_environment_base_name() -> str:
+    digest = hashlib.sha256(execution_environment_dockerfile().encode()).hexdigest()[:12]
+    return f"{EE_BASE_REPOSITORY}:{digest}"
+
+
+def wheel_platforms(machine: str) -> list[str]:
+    """pip download's --platform values for the EE's glibc, each named: pip 23 does not widen manylinux_2_N."""
+    return [f"manylinux_2_{minor}_{machine}" for minor in range(EE_GLIBC_MINOR, 16, -1)] + [f"manylinux2014_{machine}"]
+
+
+def execution_environment_base() -> str:
+    """The local base image that tests/integration/test_execution_environment.py gives ansible-builder."""
+    name = execution_environment_base_name()
+    if image_exists(name):
+        return name
+    base_image(EE_SUITE, EE_PACKAGES)
+    log(f"building {name} (Python packages: {', '.join(EE_PYTHON_PACKAGES)})")
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ee-wheels-", dir=CACHE_DIR) as wheels:
+        python = EE_PYTHON_VERSION.replace(".", "")
+        argv = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--dest", wheels]
+        argv += ["--only-binary=:all:", "--python-version", EE_PYTHON_VERSION, "--implementation", "cp"]
+        argv += ["--abi", f"cp{python}"]
+        for wheel_platform in wheel_platforms(platform.machine()):
+            argv += ["--platform", wheel_platform]
+        run([*argv, *EE_PYTHON_PACKAGES], what="pip download of the execution environment's wheels")
+        build(name, execution_environment_dockerfile(), Path(wheels))
+    return name
