@@ -60,7 +60,8 @@ def execution_environment(
     if builder is None:
         pytest.fail("ansible-builder is missing: run scripts/setup (it installs tests/requirements.txt)")
     directory = tmp_path_factory.mktemp("ee")
-    built = run(["ansible-galaxy", "collection", "build", "--output-path", str(directory / "build" / "ee"), str(ROOT)])
+    galaxy = ["ansible-galaxy", "collection", "build", "--output-path", str(directory / "build" / "ee"), str(ROOT)]
+    built = run(galaxy, env=ansible_env)
     assert built.returncode == 0, built.stdout + built.stderr
     shipped = yaml.safe_load((ROOT / "execution-environment.yml").read_text())
     definition = directory / "execution-environment.yml"
