@@ -692,6 +692,7 @@ FILE_COPY_FROM_MAJOR = (15,)
 
 SNAPSHOT_ATTEMPTS = 3
 SNAPSHOT_RETRY_SECONDS = 0.5
+ACCESSED_BY_OTHERS = "being accessed by other users"
 
 
 def snapshot_name(database, stamp):
@@ -745,6 +746,20 @@ def checkpoint(pg):
     return True
 
 
+def copy_database(pg, commands, what):
+    """psql commands that close the template's sessions, then copy it (CREATE DATABASE ... TEMPLATE). A session can
+    connect between the two: TimescaleDB's launcher starts its scheduler again in a database with the extension.
+    Such a race is tried again; a stack that still runs is not, and raises the ComposeError."""
+    for _attempt in range(1, SNAPSHOT_ATTEMPTS):
+        try:
+            return pg.psql(commands, what=what)
+        except ComposeError as error:
+            if ACCESSED_BY_OTHERS not in (error.stderr or ""):
+                raise
+        time.sleep(SNAPSHOT_RETRY_SECONDS)
+    return pg.psql(commands, what=what)
+
+
 def create_snapshot(pg, name, check_mode=False, plan=None):
     """Copy the database, inside the same server, into `name`: a file copy, seconds even for gigabytes.
 
@@ -765,25 +780,17 @@ def create_snapshot(pg, name, check_mode=False, plan=None):
         % (quote_ident(name), quote_ident(pg.database), " STRATEGY " + strategy if strategy else ""),
         "SELECT pg_database_size(%s)" % quote_literal(name),
     ]
-    # A session can connect between the termination and the copy: TimescaleDB's launcher starts its scheduler
-    # again in a database with the extension. Such a race is tried again; a stack that still runs is not.
-    for attempt in range(1, SNAPSHOT_ATTEMPTS + 1):
-        try:
-            out = pg.psql(commands, what="copying database %s to %s in %s" % (pg.database, name, pg.where))
-            break
-        except ComposeError as error:
-            accessed = "being accessed by other users" in (error.stderr or "")
-            if accessed and attempt < SNAPSHOT_ATTEMPTS:
-                time.sleep(SNAPSHOT_RETRY_SECONDS)
-                continue
-            hint = (
-                "stop the services that connect to it (the stack) and retry"
-                if accessed
-                else "free space in the Postgres data volume (the copy is as large as the database) and retry"
-            )
-            raise PostgresBackupError(
-                "%s; %s" % (error, hint), argv=error.argv, rc=error.rc, stderr=error.stderr
-            ) from error
+    try:
+        out = copy_database(pg, commands, "copying database %s to %s in %s" % (pg.database, name, pg.where))
+    except ComposeError as error:
+        hint = (
+            "stop the services that connect to it (the stack) and retry"
+            if ACCESSED_BY_OTHERS in (error.stderr or "")
+            else "free space in the Postgres data volume (the copy is as large as the database) and retry"
+        )
+        raise PostgresBackupError(
+            "%s; %s" % (error, hint), argv=error.argv, rc=error.rc, stderr=error.stderr
+        ) from error
     result["size"] = int(out.splitlines()[-1])
     return result
 
@@ -833,12 +840,13 @@ def restore_snapshot(pg, name, check_mode=False):
     strategy = " STRATEGY FILE_COPY" if major_from_version_num(version_num) >= FILE_COPY_FROM_MAJOR else ""
     sessions = "pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()" % quote_literal(name)
     try:
-        pg.psql(
+        copy_database(
+            pg,
             [
                 "SELECT count(pg_terminate_backend(pid)) FROM " + sessions,  # noqa: S608 a quoted literal
                 "CREATE DATABASE %s TEMPLATE %s%s" % (quote_ident(pg.database), quote_ident(name), strategy),
             ],
-            what="copying snapshot %s back to %s in %s" % (name, pg.database, pg.where),
+            "copying snapshot %s back to %s in %s" % (name, pg.database, pg.where),
         )
     except ComposeError as error:
         failure = roll_back(pg, pg.database, aside)
