@@ -203,6 +203,11 @@ def edition_problem(wanted: str, detected: Optional[str], image: Optional[str]) 
     )
 
 
+def runs_target(running: Optional[str], target: str) -> bool:
+    """Whether the running version is the target or, for an X.Y target, one of its patch releases."""
+    return bool(running) and (running == target or (target.count(".") == 1 and running.startswith(target + ".")))
+
+
 def at_target(deployment: Dict[str, Any], target: str) -> bool:
     """Whether the deployment (stack_info's facts) runs the target (or, for an X.Y target, one of its patch
     releases), is configured for it, answers, and no run holds or left it half-way (an open journal)."""
@@ -210,8 +215,7 @@ def at_target(deployment: Dict[str, Any], target: str) -> bool:
     target = str(target)
     journal = deployment.get("journal")
     return bool(
-        running
-        and (running == target or (target.count(".") == 1 and running.startswith(target + ".")))
+        runs_target(running, target)
         and deployment.get("configured_version") in (running, target)
         and (deployment.get("health") or {}).get("status") == 200
         and (journal is None or journal.get("outcome"))
@@ -389,7 +393,7 @@ def staging_host_problem(host: str, read: Mapping[str, Any], target: str) -> Opt
         return "%s runs no stack" % host
     if not at_target(dict(facts, journal=None), target):
         status = (facts.get("health") or {}).get("status")
-        if running == target or (target.count(".") == 1 and running.startswith(target + ".")):
+        if runs_target(running, target):
             return "%s runs %s but does not answer (health status %s)" % (host, running, status)
         return "%s runs %s, not %s" % (host, running, target)
     if journal and not journal.get("outcome"):
